@@ -1,0 +1,65 @@
+"""How a schedule becomes the transformer's input sequence (its slots).
+
+Step t is predicted by the slots of step t: the tokens generated at step t-1 (the class token for
+t = 0), followed by learnable filler tokens when step t generates more tokens than step t-1 did.
+Slot j of step t predicts the j-th cell of step t, so a G x G grid always takes G*G slots and the
+last step's tokens are never fed back. For PAR's distant order with initial tokens this is exactly
+the official sequence: [class, x_0 .. x_{n-1}, n-1 learnable tokens, x_n, ...].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from par_demo.orders import Schedule, ScheduleError
+
+CLASS, TOKEN, FILLER = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class SlotLayout:
+    kind: np.ndarray  # [S] CLASS / TOKEN / FILLER
+    cell: np.ndarray  # [S] cell whose token is fed (TOKEN slots), -1 otherwise
+    filler: np.ndarray  # [S] learnable-token index (FILLER slots), 0 otherwise
+    target: np.ndarray  # [S] cell this slot predicts
+    step: np.ndarray  # [S] step whose tokens this slot predicts
+    starts: np.ndarray  # [num_steps + 1] first slot of each step
+
+    @property
+    def num_fillers(self) -> int:
+        """Learnable tokens the layout needs (the size of the model's table must cover it)."""
+        used = self.filler[self.kind == FILLER]
+        return int(used.max()) + 1 if used.size else 0
+
+    def block_causal_mask(self) -> np.ndarray:
+        """[S, S] bool: slot a sees slot b when b's step is not later than a's."""
+        return self.step[None, :] <= self.step[:, None]
+
+
+def slot_layout(schedule: Schedule) -> SlotLayout:
+    kind, cell, filler, target, step = [], [], [], [], []
+    starts = [0]
+    fed = np.array([-1])  # the class token feeds step 0
+    for t, cells in enumerate(schedule.steps):
+        extra = len(cells) - len(fed)
+        if extra < 0:
+            raise ScheduleError(
+                f"step {t} generates {len(cells)} tokens after a step of {len(fed)}: "
+                "steps may not shrink"
+            )
+        kind += [CLASS if t == 0 else TOKEN] * len(fed) + [FILLER] * extra
+        cell += list(fed) + [-1] * extra
+        filler += [0] * len(fed) + list(range(extra))
+        target += list(cells)
+        step += [t] * len(cells)
+        starts.append(starts[-1] + len(cells))
+        fed = cells
+    return SlotLayout(
+        kind=np.array(kind, dtype=np.int64),
+        cell=np.array(cell, dtype=np.int64),
+        filler=np.array(filler, dtype=np.int64),
+        target=np.array(target, dtype=np.int64),
+        step=np.array(step, dtype=np.int64),
+        starts=np.array(starts, dtype=np.int64),
+    )

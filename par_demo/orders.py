@@ -1,0 +1,153 @@
+"""Generation orders: which grid cells each step generates.
+
+A schedule for a G x G token grid is a list of steps; each step is the array of flat cell
+indices (row * G + col) generated together, in slot order. Pure numpy, no torch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+ORDERS = ("raster", "distant", "random")
+
+
+class ScheduleError(ValueError):
+    """A schedule that cannot exist (bad parallelism, regions that do not tile the grid...)."""
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    grid: int  # tokens per side
+    order: str = "distant"  # raster | distant | random
+    parallel: int = 4  # tokens per parallel step (n)
+    init_tokens: bool = True  # generate the first n tokens one per step (PAR's Stage 1)
+    regions: int | None = None  # distant: regions per side; None = sqrt(n), or 2 when n == 1
+    seed: int = 0  # random order only
+
+    @property
+    def regions_per_side(self) -> int:
+        if self.regions is not None:
+            return self.regions
+        if self.parallel == 1:
+            return 2
+        return math.isqrt(self.parallel)
+
+    @property
+    def label(self) -> str:
+        if self.parallel == 1:
+            return f"{self.order} 1x"
+        init = "with" if self.init_tokens else "without"
+        return f"{self.order} {self.parallel}x, {init} initial tokens"
+
+
+def par_sequence_order(grid: int, regions: int) -> np.ndarray:
+    """The official PAR token order: relative position first, then region.
+
+    Sequence index ((lr*R + lc)*s + r1)*s + r2 holds cell (r1*R + lr, r2*R + lc),
+    with s regions per side and region side R = grid / s.
+    """
+    s = regions
+    side = grid // s
+    lr, lc, r1, r2 = np.meshgrid(
+        np.arange(side), np.arange(side), np.arange(s), np.arange(s), indexing="ij"
+    )
+    rows = r1 * side + lr
+    cols = r2 * side + lc
+    return (rows * grid + cols).reshape(-1)
+
+
+def _validate(spec: ScheduleSpec) -> None:
+    if spec.order not in ORDERS:
+        raise ScheduleError(f"unknown order {spec.order!r}; choose one of {', '.join(ORDERS)}")
+    if spec.grid < 1:
+        raise ScheduleError(f"grid must be at least 1, got {spec.grid}")
+    n, cells = spec.parallel, spec.grid * spec.grid
+    if n < 1:
+        raise ScheduleError(f"parallelism must be at least 1, got {n}")
+    if cells % n:
+        raise ScheduleError(f"{n} tokens per step do not divide a {spec.grid}x{spec.grid} grid")
+    if spec.order == "distant":
+        if n > 1 and math.isqrt(n) ** 2 != n:
+            raise ScheduleError(f"distant order needs a square parallelism (n regions), got n={n}")
+        s = spec.regions_per_side
+        if s < 1 or spec.grid % s:
+            raise ScheduleError(
+                f"{s} regions per side do not divide a {spec.grid}x{spec.grid} grid"
+            )
+        if n > 1 and s * s != n:
+            raise ScheduleError(f"distant {n}x needs {math.isqrt(n)} regions per side, got {s}")
+
+
+def cell_order(spec: ScheduleSpec) -> np.ndarray:
+    """All cells in the order they are generated."""
+    cells = spec.grid * spec.grid
+    if spec.order == "raster":
+        return np.arange(cells)
+    if spec.order == "distant":
+        return par_sequence_order(spec.grid, spec.regions_per_side)
+    return np.random.default_rng(spec.seed).permutation(cells)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    spec: ScheduleSpec
+    steps: tuple[np.ndarray, ...] = field(repr=False)
+
+    @property
+    def grid(self) -> int:
+        return self.spec.grid
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.steps)
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(s) for s in self.steps]
+
+    @property
+    def num_init_steps(self) -> int:
+        """Steps of the sequential initial tokens (0 when there are none)."""
+        if self.spec.parallel > 1 and self.spec.init_tokens:
+            return self.spec.parallel
+        return 0
+
+    @cached_property
+    def sequence(self) -> np.ndarray:
+        return np.concatenate(self.steps)
+
+    @cached_property
+    def step_of_cell(self) -> np.ndarray:
+        """[grid, grid] step index that generates each cell."""
+        out = np.empty(self.grid * self.grid, dtype=np.int64)
+        for i, cells in enumerate(self.steps):
+            out[cells] = i
+        return out.reshape(self.grid, self.grid)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Schedule):
+            return NotImplemented
+        return len(self.steps) == len(other.steps) and all(
+            np.array_equal(a, b) for a, b in zip(self.steps, other.steps)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.sequence.tobytes(), tuple(self.sizes)))
+
+
+def build_schedule(spec: ScheduleSpec) -> Schedule:
+    _validate(spec)
+    order = cell_order(spec)
+    n = spec.parallel
+    if n == 1:
+        return Schedule(spec, tuple(order[i : i + 1] for i in range(len(order))))
+    head: list[np.ndarray] = []
+    rest = order
+    if spec.init_tokens:
+        head = [order[i : i + 1] for i in range(n)]
+        rest = order[n:]
+    steps = head + [rest[i : i + n] for i in range(0, len(rest), n)]
+    return Schedule(spec, tuple(steps))
