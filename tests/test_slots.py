@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from par_demo.models.slots import CLASS, FILLER, TOKEN, slot_layout
+from par_demo.orders import Schedule, ScheduleError, ScheduleSpec, build_schedule
+
+
+def test_par_4x_layout_is_the_official_sequence():
+    """[class, x0, x1, x2, x3, spe0, spe1, spe2, x4, ...] with x in PAR order."""
+    schedule = build_schedule(ScheduleSpec(grid=8, order="distant", parallel=4))
+    layout = slot_layout(schedule)
+    seq = schedule.sequence
+    assert len(layout.kind) == 64
+    assert layout.kind[:8].tolist() == [CLASS, TOKEN, TOKEN, TOKEN, TOKEN, FILLER, FILLER, FILLER]
+    assert layout.cell[1:5].tolist() == seq[:4].tolist()
+    assert layout.filler[5:8].tolist() == [0, 1, 2]
+    assert layout.cell[8:].tolist() == seq[4:60].tolist()
+    assert np.array_equal(layout.target, seq)
+    assert layout.num_fillers == 3
+
+
+def test_mask_is_causal_then_blockwise():
+    schedule = build_schedule(ScheduleSpec(grid=8, order="distant", parallel=4))
+    mask = slot_layout(schedule).block_causal_mask()
+    assert np.array_equal(mask[:4, :4], np.tril(np.ones((4, 4), bool)))
+    assert mask[4:8, :8].all() and not mask[4:8, 8:].any()
+    assert mask[8:12, :12].all() and not mask[8:12, 12:].any()
+
+
+def test_layout_without_initial_tokens_starts_with_fillers():
+    schedule = build_schedule(ScheduleSpec(grid=8, order="raster", parallel=16, init_tokens=False))
+    layout = slot_layout(schedule)
+    assert layout.kind[:16].tolist() == [CLASS] + [FILLER] * 15
+    assert layout.kind[16:].tolist() == [TOKEN] * 48
+    assert layout.starts.tolist() == [0, 16, 32, 48, 64]
+
+
+def test_llamagen_layout_feeds_the_previous_raster_token():
+    layout = slot_layout(build_schedule(ScheduleSpec(grid=4, order="raster", parallel=1)))
+    assert layout.cell.tolist() == [-1] + list(range(15))
+    assert layout.target.tolist() == list(range(16))
+
+
+def test_shrinking_steps_are_refused():
+    spec = ScheduleSpec(grid=2, order="raster", parallel=1)
+    shrinking = Schedule(spec, (np.array([0, 1]), np.array([2]), np.array([3])))
+    with pytest.raises(ScheduleError, match="may not shrink"):
+        slot_layout(shrinking)
