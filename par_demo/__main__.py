@@ -42,6 +42,8 @@ def cmd_schedule(a: argparse.Namespace) -> int:
 
 
 def cmd_generate(a: argparse.Namespace) -> int:
+    import torch
+
     from par_demo.animation import caption, write_animation
     from par_demo.checkpoints import get_preset, load_model
     from par_demo.preview import step_frame
@@ -53,7 +55,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
     config = replace(preset.sampling, seed=a.seed, greedy=a.greedy,
                      **{k: v for k, v in (("cfg_scale", a.cfg), ("temperature", a.temperature),
                                           ("top_k", a.top_k), ("top_p", a.top_p)) if v is not None})
-    loaded = load_model(preset, device=a.device)
+    loaded = load_model(preset, device=a.device, dtype=getattr(torch, a.dtype))
     frames, step_seconds = [], []
     event = None
     for event in sample_steps(loaded.transformer, schedule, [class_id], config):
@@ -116,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--greedy", action="store_true", help="argmax instead of sampling")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                   help="transformer weights; bfloat16 is the usual choice on a GPU")
     p.add_argument("--size", type=int, default=256, help="frame side in pixels")
     p.add_argument("--overlay", action="store_true", help="draw the Figure 3 progress on frames")
     p.add_argument("--frame-ms", type=int, default=80)
