@@ -1,0 +1,1 @@
+"""The Gradio app: layout (Blocks), callbacks, model availability and cache, runs, exports."""

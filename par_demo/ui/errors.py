@@ -1,0 +1,67 @@
+"""Turning every failure a visitor can cause into a clear message (gr.Error), never a traceback."""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from typing import Callable, NoReturn
+
+import gradio as gr
+
+from par_demo.checkpoints import CheckpointError, UnsupportedSchedule
+from par_demo.classes import ClassError
+from par_demo.orders import ScheduleError
+
+log = logging.getLogger("par_demo.ui")
+
+# what a visitor's input can cause: shown as it is
+USER_ERRORS = (ClassError, ScheduleError, UnsupportedSchedule, CheckpointError, ValueError,
+               KeyError)
+
+
+class InputError(gr.Error):
+    """An input the app cannot run, with the reason."""
+
+    def __init__(self, message: str, title: str = "Cannot run this") -> None:
+        super().__init__(message, title=title, print_exception=False)
+
+
+def fail(message: str, title: str = "Cannot run this") -> NoReturn:
+    raise InputError(message, title)
+
+
+def message_of(err: BaseException) -> str:
+    if isinstance(err, KeyError) and err.args:
+        return str(err.args[0])
+    return str(err)
+
+
+def _convert(err: Exception) -> gr.Error:
+    if isinstance(err, gr.Error):
+        return err
+    if isinstance(err, USER_ERRORS):
+        return InputError(message_of(err))
+    log.exception("unexpected error in a callback")
+    return gr.Error(f"Something went wrong on the server ({type(err).__name__}: {err}). "
+                    "Try again; if it persists, please report it.", title="Server error",
+                    print_exception=False)
+
+
+def friendly(fn: Callable) -> Callable:
+    """Wrap a callback (plain or generator) so that every exception reaches the page as gr.Error."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as err:  # noqa: BLE001 - the point is to catch everything
+                raise _convert(err) from err
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001
+            raise _convert(err) from err
+    return wrapper

@@ -1,0 +1,140 @@
+"""Understand: the schedule explorer (Figure 3 for any grid, parallelism and ordering, scrubbed or
+animated step by step) and the uncertainty of the last run (entropy per token and per step)."""
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from par_demo.animation import caption, write_animation  # noqa: E402
+from par_demo.figure3 import draw_schedule  # noqa: E402
+from par_demo.orders import ORDERS, Schedule, ScheduleError, ScheduleSpec, build_schedule  # noqa: E402
+from par_demo.ui import views  # noqa: E402
+from par_demo.ui.errors import fail  # noqa: E402
+from par_demo.ui.export import check_frame_ms, session_dir  # noqa: E402
+from par_demo.ui.runs import RunRecord  # noqa: E402
+
+FIGURE_PX = 480
+ANIMATION_PX = 360
+MAX_ANIMATION_FRAMES = 120  # longer schedules show several steps per frame
+GRID_RANGE = (2, 32)
+
+
+def explorer_spec(grid, parallel, order, init_tokens) -> ScheduleSpec:
+    try:
+        grid, parallel = int(grid), int(parallel)
+    except (TypeError, ValueError):
+        raise ScheduleError(f"grid and parallelism must be whole numbers, got {grid!r}, "
+                            f"{parallel!r}") from None
+    lo, hi = GRID_RANGE
+    if not lo <= grid <= hi:
+        raise ScheduleError(f"the grid must be {lo}..{hi} tokens per side, got {grid}")
+    if order not in ORDERS:
+        raise ScheduleError(f"unknown ordering {order!r}; choose one of {', '.join(ORDERS)}")
+    return ScheduleSpec(grid=grid, order=order, parallel=parallel, init_tokens=bool(init_tokens))
+
+
+def describe(schedule: Schedule) -> str:
+    spec = schedule.spec
+    parts = [f"**{spec.label}** on a {spec.grid}×{spec.grid} grid: **{schedule.num_steps} steps** "
+             f"for {spec.grid * spec.grid} tokens · " + views.speedup_text(schedule)]
+    if schedule.num_init_steps:
+        parts.append(f"The first {schedule.num_init_steps} steps (heavy outlines) make one token "
+                     "each, one per region: PAR's sequential initial tokens.")
+    if spec.order == "distant" and spec.parallel > 1:
+        parts.append("Dashed lines split the grid into regions; each later step makes one token "
+                     "at the same relative position in every region, so tokens generated "
+                     "together are far apart.")
+    parts.append("Colours run from dark blue (early) to yellow (late); numbers are steps.")
+    return "\n\n".join(parts)
+
+
+def schedule_figure(grid, parallel, order, init_tokens):
+    """Figure 3 and its description, or (None, the reason) for a schedule that cannot exist.
+    The third value is the new maximum of the step slider."""
+    try:
+        schedule = build_schedule(explorer_spec(grid, parallel, order, init_tokens))
+    except ScheduleError as err:
+        return None, f"⚠ {err}", 1
+    image = np.asarray(draw_schedule(schedule, size=FIGURE_PX))
+    return image, describe(schedule), schedule.num_steps
+
+
+def schedule_progress(grid, parallel, order, init_tokens, step):
+    """Figure 3 as it stands after `step` (1-based) steps: done, current (red), pending (grey)."""
+    try:
+        schedule = build_schedule(explorer_spec(grid, parallel, order, init_tokens))
+    except ScheduleError:
+        return None
+    step = min(max(int(step or 1), 1), schedule.num_steps)
+    frame = np.asarray(draw_schedule(schedule, size=ANIMATION_PX, progress=step - 1))
+    return caption(frame, f"step {step}/{schedule.num_steps}")
+
+
+def schedule_animation(grid, parallel, order, init_tokens, frame_ms, session=None) -> str:
+    """A looping GIF of the schedule filling in; returns its path."""
+    try:
+        schedule = build_schedule(explorer_spec(grid, parallel, order, init_tokens))
+    except ScheduleError as err:
+        fail(str(err), title="This schedule cannot exist")
+    frame_ms = check_frame_ms(frame_ms)
+    every = math.ceil(schedule.num_steps / MAX_ANIMATION_FRAMES)
+    shown = list(range(every - 1, schedule.num_steps - 1, every)) + [schedule.num_steps - 1]
+    frames = [caption(np.asarray(draw_schedule(schedule, size=ANIMATION_PX, progress=t)),
+                      f"step {t + 1}/{schedule.num_steps}") for t in shown]
+    spec = schedule.spec
+    name = (f"schedule_{spec.grid}x{spec.grid}_{spec.order}-{spec.parallel}x"
+            f"{'' if spec.init_tokens or spec.parallel == 1 else '-noinit'}_{frame_ms}ms.gif")
+    return str(write_animation(frames, session_dir(session) / name, frame_ms))
+
+
+# ---------------------------------------------------------------- uncertainty
+
+def entropy_chart(record: RunRecord, width_px: int = 640, height_px: int = 260) -> np.ndarray:
+    """Mean entropy of the tokens of each step, initial-token steps marked."""
+    schedule = record.schedule
+    step_of_cell = schedule.step_of_cell.reshape(-1)
+    entropy = record.entropy
+    steps = np.arange(record.steps_done)
+    means = np.array([np.nanmean(entropy[step_of_cell == t]) for t in steps])
+    dpi = 100
+    fig, ax = plt.subplots(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+    ax.plot(steps + 1, means, color="#4f46e5", lw=1.5, marker="o" if len(steps) < 80 else None,
+            ms=3)
+    if schedule.num_init_steps:
+        ax.axvspan(0.5, schedule.num_init_steps + 0.5, color="#f59e0b", alpha=0.2,
+                   label="sequential initial tokens")
+        ax.legend(loc="lower right", fontsize=8, frameon=False)
+    ax.axhline(math.log(record.vocab_size), color="#999", ls="--", lw=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("mean entropy (nats)")
+    ax.set_ylim(0, math.log(record.vocab_size) * 1.05)
+    ax.set_xlim(0.5, record.num_steps + 0.5)
+    ax.grid(alpha=0.25)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def uncertainty_views(record: RunRecord | None):
+    """(entropy map, chart of entropy per step, text) for the last run; empty before one."""
+    if record is None or record.entropy is None or not record.tokens:
+        return None, None, "Generate an image first: its uncertainty appears here."
+    heat = views.entropy_map(record.entropy, record.grid, record.vocab_size, size=384)
+    chart = entropy_chart(record)
+    done = ~np.isnan(record.entropy)
+    text = (f"**{record.label}**, class {record.class_label}, seed {record.config.seed}: mean "
+            f"entropy {np.nanmean(record.entropy[done]):.2f} nats over {int(done.sum())} tokens "
+            f"(uniform over {record.vocab_size} codes would be {math.log(record.vocab_size):.2f}).")
+    if record.random_weights:
+        text += (" *This model has random weights, so its distributions are close to uniform "
+                 "everywhere; a trained model is sure of some tokens and unsure of others.*")
+    return heat, chart, text

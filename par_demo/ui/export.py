@@ -1,0 +1,148 @@
+"""GIF and MP4 files of a run or a comparison, one frame per step, written per session into a
+temporary folder (old sessions' folders are removed as new files are written)."""
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from par_demo.animation import side_by_side, write_animation
+from par_demo.ui import views
+from par_demo.ui.errors import fail
+from par_demo.ui.models import MODELS, gpu, placement
+from par_demo.ui.runs import RunRecord
+
+EXPORT_ROOT = Path(tempfile.gettempdir()) / "par_demo_exports"
+KEEP_SECONDS = 2 * 3600
+FRAME_MS_RANGE = (20, 2000)
+
+
+@dataclass(frozen=True)
+class Exported:
+    gif: Path
+    mp4: Path
+    frames: int  # frames of the GIF: one per step (the MP4 repeats the last to hold it)
+
+
+def session_dir(session: str | None) -> Path:
+    """This session's export folder; folders untouched for KEEP_SECONDS are removed."""
+    EXPORT_ROOT.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in EXPORT_ROOT.iterdir():
+        try:
+            if old.is_dir() and now - old.stat().st_mtime > KEEP_SECONDS:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    name = re.sub(r"[^A-Za-z0-9_-]", "", session or "")[:64] or "local"
+    folder = EXPORT_ROOT / name
+    folder.mkdir(exist_ok=True)
+    folder.touch()
+    return folder
+
+
+def check_frame_ms(frame_ms) -> int:
+    try:
+        value = int(round(float(frame_ms)))
+    except (TypeError, ValueError):
+        fail(f"frame duration must be a number of milliseconds, got {frame_ms!r}")
+    lo, hi = FRAME_MS_RANGE
+    if not lo <= value <= hi:
+        fail(f"frame duration must be {lo}..{hi} ms, got {value}")
+    return value
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def stem(record: RunRecord, overlay: bool, extra: str = "") -> str:
+    s = record.spec
+    init = "" if s.parallel == 1 or s.init_tokens else "-noinit"
+    name = (f"par_{_slug(record.model)}_class{record.class_id}_{s.order}-{s.parallel}x{init}"
+            f"_seed{record.config.seed}{extra}{'_overlay' if overlay else ''}")
+    return f"{name}_{uuid.uuid4().hex[:6]}"
+
+
+def run_frames(loaded, record: RunRecord, overlay: bool, size: int,
+               label: str | None = None) -> list[np.ndarray]:
+    """One captioned frame per step that the run finished."""
+    schedule = record.schedule
+    frames = []
+    for step, tokens in enumerate(record.tokens):
+        image = views.preview(loaded.tokenizer, tokens.astype(np.int64), record.grid, size)
+        if overlay:
+            image = views.overlay(schedule, image, step)
+        frames.append(views.panel(image, label or record.spec.label, step, record.num_steps))
+    return frames
+
+
+def _write(frames: Sequence[np.ndarray], folder: Path, name: str, frame_ms: int) -> Exported:
+    gif = write_animation(frames, folder / f"{name}.gif", frame_ms)
+    mp4 = write_animation(frames, folder / f"{name}.mp4", frame_ms)
+    return Exported(gif, mp4, len(frames))
+
+
+def require_run(record: RunRecord | None) -> RunRecord:
+    if record is None or not record.tokens:
+        fail("generate an image first; its animation is what gets exported",
+             title="Nothing to export")
+    return record
+
+
+def require_comparison(records: Sequence[RunRecord] | None) -> Sequence[RunRecord]:
+    if not records or not all(r.tokens for r in records):
+        fail("run a comparison first; its combined animation is what gets exported",
+             title="Nothing to export")
+    return records
+
+
+def export_run(record: RunRecord | None, overlay: bool, frame_ms, session: str | None = None
+               ) -> Exported:
+    """GIF and MP4 of a run, one frame per step it finished."""
+    record = require_run(record)
+    frame_ms = check_frame_ms(frame_ms)
+    device = placement(record.model)
+    write = _export_run if device == "cpu" else _export_run_on_gpu
+    return write(record, bool(overlay), frame_ms, session, device)
+
+
+def _export_run(record: RunRecord, overlay: bool, frame_ms: int, session: str | None,
+                device: str | None) -> Exported:
+    loaded = MODELS.get(record.model, device)
+    frames = run_frames(loaded, record, overlay, views.DISPLAY_PX)
+    return _write(frames, session_dir(session), stem(record, overlay), frame_ms)
+
+
+_export_run_on_gpu = gpu(duration=60)(_export_run)
+
+
+def export_compare(records: Sequence[RunRecord] | None, overlay: bool, frame_ms,
+                   session: str | None = None) -> Exported:
+    """GIF and MP4 of a comparison: its panels side by side on one step clock."""
+    records = require_comparison(records)
+    frame_ms = check_frame_ms(frame_ms)
+    device = placement(records[0].model)
+    write = _export_compare if device == "cpu" else _export_compare_on_gpu
+    return write(list(records), bool(overlay), frame_ms, session, device)
+
+
+def _export_compare(records: list[RunRecord], overlay: bool, frame_ms: int,
+                    session: str | None, device: str | None) -> Exported:
+    loaded = MODELS.get(records[0].model, device)
+    panels = [run_frames(loaded, r, overlay, views.PANEL_PX, r.label) for r in records]
+    frames = side_by_side(panels)
+    keys = "-vs-".join(_slug(r.label) for r in records)
+    name = (f"par_compare_class{records[0].class_id}_seed{records[0].config.seed}_{keys}"
+            f"{'_overlay' if overlay else ''}_{uuid.uuid4().hex[:6]}")
+    return _write(frames, session_dir(session), name, frame_ms)
+
+
+_export_compare_on_gpu = gpu(duration=90)(_export_compare)

@@ -1,0 +1,119 @@
+"""Which models this machine can run, and a cache of the loaded ones.
+
+Availability is decided once at start-up from local files only (no network): the embedded model
+always runs (with seeded random weights until its trained files ship in assets/); a released
+checkpoint needs a GPU and its weight files already on disk (assets/ or the Hugging Face cache,
+e.g. through the Space's `preload_from_hub`).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+import spaces  # before anything touches CUDA (a no-op off ZeroGPU)
+import torch
+from spaces.config import Config as SpacesConfig
+
+from par_demo.checkpoints import (DEFAULT_MODEL, PRESETS, LoadedModel, ModelPreset, get_preset,
+                                  load_model, local_weight_file)
+
+gpu = spaces.GPU  # returns the function unchanged unless the app runs on ZeroGPU
+
+
+def on_zero_gpu() -> bool:
+    return SpacesConfig.zero_gpu
+
+
+def gpu_available() -> bool:
+    """A GPU now (CUDA) or on demand (ZeroGPU attaches one inside @spaces.GPU functions)."""
+    return on_zero_gpu() or torch.cuda.is_available()
+
+
+def configure_cpu_threads(concurrent_runs: int) -> int:
+    """Share the CPU between the runs the queue lets through at once. torch's default (a thread
+    per core for every run) oversubscribes the cores as soon as two runs, or anything else, share
+    them, and its spinning threads then make a run 10x slower. PAR_TORCH_THREADS overrides."""
+    threads = int(os.environ.get("PAR_TORCH_THREADS", "0")) or max(
+        1, (os.cpu_count() or 1) // max(1, concurrent_runs))
+    torch.set_num_threads(threads)
+    return threads
+
+
+def placement(model: str) -> str | None:
+    """Where a run of `model` goes: "cpu" for the small models on ZeroGPU (they need no GPU, so
+    they spend no visitor's GPU quota and wait for no GPU slot); None for "inside a @gpu
+    function, on the GPU if there is one" (see run_device)."""
+    return "cpu" if on_zero_gpu() and not get_preset(model).large else None
+
+
+def run_device() -> str:
+    """Where a run goes; called inside the @gpu functions, where ZeroGPU has attached its GPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass(frozen=True)
+class Availability:
+    preset: ModelPreset
+    reason: str | None  # why it cannot run here; None when it can
+    random_weights: bool  # the embedded model without its trained files
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    @property
+    def label(self) -> str:
+        """The model dropdown's text for this preset."""
+        name = self.preset.name
+        return f"{name} (unavailable)" if self.reason else name
+
+
+def check_availability(preset: ModelPreset) -> Availability:
+    files = [preset.weights, preset.tokenizer.weights]
+    present = [local_weight_file(f) is not None for f in files]
+    random_weights = preset.weights.repo_id is None and not present[0]
+    if preset.large and not gpu_available():
+        return Availability(preset, f"{preset.name} needs a GPU, and this machine has none", False)
+    if random_weights:  # load_model falls back to a random stand-in: nothing else is needed
+        return Availability(preset, None, True)
+    missing = [f for f, here in zip(files, present) if not here]
+    if missing:
+        f = missing[0]
+        return Availability(preset, f"{f.filename} is not on this machine; {f.fetch_hint}", False)
+    return Availability(preset, None, False)
+
+
+@lru_cache(maxsize=1)
+def availability() -> dict[str, Availability]:
+    """Every preset's availability, computed once (local files only)."""
+    return {name: check_availability(p) for name, p in PRESETS.items()}
+
+
+def default_model() -> str:
+    return DEFAULT_MODEL
+
+
+class ModelCache:
+    """Loaded models per (preset, device); loading is serialised, runs share the weights."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: dict[tuple[str, str], LoadedModel] = {}
+
+    def get(self, name: str, device: str | None = None) -> LoadedModel:
+        preset = get_preset(name)
+        device = device or run_device()
+        key = (preset.name, device)
+        with self._lock:
+            if key not in self._models:
+                dtype = torch.float32
+                if device == "cuda" and preset.large and torch.cuda.is_bf16_supported():
+                    dtype = torch.bfloat16
+                # download=False: start-up decided availability from local files; never fetch here
+                self._models[key] = load_model(preset, device=device, dtype=dtype, download=False)
+            return self._models[key]
+
+
+MODELS = ModelCache()

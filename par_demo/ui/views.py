@@ -1,0 +1,99 @@
+"""Pictures and text the app shows: enlarged previews, token grids, entropy maps with their scale,
+panels for comparisons and the live status line. All images are uint8 RGB numpy arrays."""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from par_demo.animation import caption
+from par_demo.figure3 import draw_schedule
+from par_demo.orders import Schedule
+from par_demo.preview import enlarge, entropy_image, masked_preview, token_grid_image
+
+DISPLAY_PX = 256  # small images are enlarged (nearest neighbour) to at least this side
+PANEL_PX = 192  # one panel of a comparison
+COLORBAR_PX = 30
+
+
+def display_factor(image_px: int, size: int = DISPLAY_PX) -> int:
+    return max(1, size // image_px)
+
+
+def preview(tokenizer, tokens_L: np.ndarray, grid: int, size: int = DISPLAY_PX) -> np.ndarray:
+    """The decoded partial image, pending cells masked, enlarged crisply."""
+    return enlarge(masked_preview(tokenizer, tokens_L[None], grid)[0], size)
+
+
+def overlay(schedule: Schedule, image: np.ndarray, step: int | None) -> np.ndarray:
+    """Figure 3 over the image: progress up to `step`, or the whole schedule when None."""
+    alpha = 0.55 if step is not None else 0.4
+    return np.asarray(draw_schedule(schedule, size=image.shape[0], progress=step, image=image,
+                                    alpha=alpha))
+
+
+def token_grid(tokens_L: np.ndarray, grid: int, vocab: int, size: int = DISPLAY_PX) -> np.ndarray:
+    return token_grid_image(tokens_L, grid, vocab, cell_px=max(1, size // grid))
+
+
+def entropy_map(entropy_L: np.ndarray, grid: int, vocab: int, size: int = DISPLAY_PX) -> np.ndarray:
+    """The entropy heat map with its scale underneath: 0 nats (certain) .. ln(vocab) (uniform)."""
+    heat = entropy_image(entropy_L, grid, vocab, cell_px=max(1, size // grid))
+    H, W, _ = heat.shape
+    ramp = (matplotlib.colormaps["magma"](np.linspace(0, 1, W))[:, :3] * 255).astype(np.uint8)
+    canvas = Image.new("RGB", (W, H + COLORBAR_PX), (255, 255, 255))
+    canvas.paste(Image.fromarray(heat), (0, 0))
+    canvas.paste(Image.fromarray(np.repeat(ramp[None], 8, 0)), (0, H + 2))
+    font = ImageFont.load_default(size=11)
+    draw = ImageDraw.Draw(canvas)
+    y = H + 10 + (COLORBAR_PX - 10) // 2
+    draw.text((2, y), "0 nats: certain", font=font, anchor="lm", fill=(0, 0, 0))
+    draw.text((W - 2, y), f"{math.log(vocab):.1f}: uniform", font=font, anchor="rm",
+              fill=(0, 0, 0))
+    return np.asarray(canvas)
+
+
+def panel(image: np.ndarray, label: str, step: int, num_steps: int) -> np.ndarray:
+    """One captioned frame of a comparison or an export."""
+    text = f"{label}  ·  step {step + 1}/{num_steps}"
+    return caption(image, text)
+
+
+def speedup_steps(schedule: Schedule) -> float:
+    """Speedup over one token per step: tokens / steps."""
+    return schedule.grid * schedule.grid / schedule.num_steps
+
+
+def speedup_text(schedule: Schedule) -> str:
+    tokens = schedule.grid * schedule.grid
+    if schedule.num_steps == tokens:
+        return f"one token per step: the baseline ({tokens} steps for {tokens} tokens)"
+    return (f"**{speedup_steps(schedule):.2f}× fewer steps** than one token per step "
+            f"({tokens} tokens ÷ {schedule.num_steps} steps)")
+
+
+def live_line(schedule: Schedule, step: int, step_seconds: float, elapsed: float) -> str:
+    return (f"Step **{step + 1}** of **{schedule.num_steps}** · "
+            f"{step_seconds * 1000:.1f} ms this step · {elapsed:.2f} s so far · "
+            + speedup_text(schedule))
+
+
+def done_line(schedule: Schedule, elapsed: float, baseline: float | None) -> str:
+    per_step = elapsed / schedule.num_steps * 1000
+    text = (f"✓ **Done**: {schedule.num_steps} steps in {elapsed:.2f} s "
+            f"({per_step:.1f} ms per step) · " + speedup_text(schedule))
+    if baseline and schedule.spec.parallel > 1:
+        text += (f" · measured **{baseline / elapsed:.2f}× faster** in time than your 1x run "
+                 f"of this model ({baseline:.2f} s)")
+    elif schedule.spec.parallel > 1:
+        text += " · run a 1x ordering once to measure the speedup in time as well"
+    return text
+
+
+def stopped_line(schedule: Schedule | None, steps_done: int, elapsed: float) -> str:
+    if schedule is None:
+        return "■ Stopped before the first step."
+    return (f"■ **Stopped** after step {steps_done} of {schedule.num_steps} "
+            f"({elapsed:.2f} s). The partial run can still be exported.")

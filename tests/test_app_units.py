@@ -1,0 +1,142 @@
+"""The app's callbacks and streams called directly (in-process, the real embedded model)."""
+from __future__ import annotations
+
+import gradio as gr
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from par_demo.checkpoints import DEFAULT_MODEL, PRESETS, get_preset
+from par_demo.orders import ScheduleSpec, build_schedule
+from par_demo.ui import callbacks as cb
+from par_demo.ui.explorer import MAX_ANIMATION_FRAMES, schedule_animation, schedule_figure
+from par_demo.ui.export import export_compare, export_run
+from par_demo.ui.models import availability
+from par_demo.ui.runs import (compare_stream, compare_table, generation_stream, plan_compare,
+                              plan_run)
+
+GRID = get_preset(DEFAULT_MODEL).args.grid
+RELEASED = [name for name, p in PRESETS.items() if p.runs is not None]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """As the app does on a 2-core machine (see models.configure_cpu_threads)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def plan(**overrides):
+    args = dict(model=DEFAULT_MODEL, class_query="heart", parallel=4, order="distant",
+                init_tokens=True, cfg=2.0, temperature=1.0, top_k=0, seed=0)
+    args.update(overrides)
+    return plan_run(**args)
+
+
+def test_embedded_model_is_available_and_released_ones_say_why_not():
+    states = availability()
+    assert states[DEFAULT_MODEL].ok
+    for name in RELEASED:
+        state = states[name]
+        if not state.ok:  # no GPU here, or no weight file: the reason names which
+            assert "GPU" in state.reason or PRESETS[name].weights.filename in state.reason \
+                or PRESETS[name].tokenizer.weights.filename in state.reason
+            assert "(unavailable)" in state.label
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(class_query="unicorn"), "no class is called 'unicorn'"),
+    (dict(class_query=""), "choose a class"),
+    (dict(parallel=9), "parallelism must be one of"),
+    (dict(order="spiral"), "ordering must be one of"),
+    (dict(temperature=0), "temperature must be > 0"),
+    (dict(temperature=11), "temperature must be at most"),
+    (dict(cfg=None), "guidance scale is required"),
+    (dict(top_k=100000), "top-k must be at most the codebook size"),
+    (dict(seed=1.5), "seed must be a whole number"),
+    (dict(model="no-such-model"), "unknown model"),
+])
+def test_plan_refuses_bad_input_with_a_reason(overrides, message):
+    with pytest.raises(gr.Error) as info:
+        plan(**overrides)
+    assert message in info.value.message
+
+
+def test_generate_check_disables_what_cannot_run():
+    text, button, init = cb.generate_check(DEFAULT_MODEL, 4, "distant", True)
+    assert button["interactive"] is True and "67 steps" in text
+    _, _, init = cb.generate_check(DEFAULT_MODEL, 1, "raster", True)
+    assert init["interactive"] is False  # no initial-token stage at 1x
+    for name in RELEASED:
+        runs = PRESETS[name].runs
+        text, button, _ = cb.generate_check(name, 16 if runs.parallel != 16 else 4, "raster",
+                                            True)
+        assert button["interactive"] is False and text.startswith("✗")
+        # switching to it locks the schedule controls to the one it was trained for
+        _, _, parallel, order, init, _ = cb.model_changed(name, "4: heart")
+        assert parallel["value"] == runs.parallel and parallel["interactive"] is False
+        assert order["value"] == runs.order and init["interactive"] is False
+
+
+def test_compare_check_needs_two_to_four_orderings():
+    assert cb.compare_check(DEFAULT_MODEL, ["distant 4x"])[1]["interactive"] is False
+    assert cb.compare_check(DEFAULT_MODEL, ["raster 1x", "distant 4x"])[1]["interactive"] is True
+    five = ["raster 1x", "distant 4x", "distant 16x", "raster 4x", "random 4x"]
+    text, button = cb.compare_check(DEFAULT_MODEL, five)
+    assert button["interactive"] is False and "2 to 4" in text
+
+
+def test_generation_streams_every_step_and_stops_when_closed():
+    p = plan(parallel=16)
+    steps = build_schedule(p.spec).num_steps
+    seen = [record.steps_done for record, _ in generation_stream(p, frame_interval=0.0)]
+    assert seen == list(range(1, steps + 1))
+
+    stream = generation_stream(p, frame_interval=0.0)
+    for _ in range(5):
+        record, views = next(stream)
+    stream.close()  # what a cancelled event does: the run ends between two steps
+    assert record.steps_done == 5 and not record.complete
+    assert views.image.shape == (256, 256, 3) and views.image.dtype == np.uint8
+
+    done = export_run(record, overlay=False, frame_ms=50)
+    assert iio.imread(done.gif, index=None).shape[0] == 5  # a stopped run exports its steps
+
+
+def test_streamed_frames_are_throttled_but_always_end_on_the_last_step():
+    p = plan(parallel=1, order="raster")
+    yields = list(generation_stream(p, frame_interval=3600.0))
+    assert [r.steps_done for r, _ in yields] == [1, GRID * GRID]
+
+
+def test_compare_runs_on_one_step_clock():
+    cp = plan_compare(DEFAULT_MODEL, "heart", ["distant 16x", "distant 16x no-init"], 2.0, 1.0,
+                      0, 3)
+    steps = [build_schedule(s).num_steps for s in cp.specs]
+    ticks = list(compare_stream(cp, overlay=True, frame_interval=0.0))
+    assert len(ticks) == max(steps)
+    for tick, (records, frame) in enumerate(ticks):
+        assert [r.steps_done for r in records] == [min(tick + 1, n) for n in steps]
+        assert frame.shape[1] == 2 * 192 + 6
+    records = ticks[-1][0]
+    rows = compare_table(records)
+    assert [r[1] for r in rows] == steps == [31, 16]
+    assert rows[0][6] == "—"  # no 1x run measured: no time speedup claimed
+    rows = compare_table(records, baseline=10.0)
+    assert rows[0][6] == pytest.approx(10.0 / records[0].elapsed, rel=0.01)
+
+    done = export_compare(records, overlay=True, frame_ms=100)
+    assert iio.imread(done.gif, index=None).shape[0] == max(steps)
+
+
+def test_schedule_explorer_draws_or_explains():
+    image, text, steps = schedule_figure(24, 16, "distant", True)
+    assert image.shape == (480, 480, 3) and steps == build_schedule(
+        ScheduleSpec(24, "distant", 16, True)).num_steps
+    image, text, _ = schedule_figure(7, 4, "distant", True)
+    assert image is None and "do not divide a 7x7 grid" in text
+    gif = schedule_animation(32, 1, "raster", False, 20)
+    assert iio.imread(gif, index=None).shape[0] <= MAX_ANIMATION_FRAMES + 1
