@@ -1,0 +1,59 @@
+"""Resumable training state: plain tensors and numbers that torch.load(weights_only=True) reads.
+
+One file per run folder (checkpoint.pt), replaced atomically so that a run killed mid-save keeps
+its previous checkpoint. The training config rides along as JSON, so a resumed run can refuse to
+continue under a different config.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TrainingState:
+    step: int  # optimizer steps taken
+    config: dict  # the stage's training config (dataclasses.asdict)
+    model: dict[str, torch.Tensor]
+    optimizer: dict
+    extra: dict[str, torch.Tensor]  # stage-specific tensors (e.g. codebook usage counts)
+
+
+def checkpoint_path(run: Path) -> Path:
+    return run / CHECKPOINT
+
+
+def save_state(run: Path, state: TrainingState) -> Path:
+    run.mkdir(parents=True, exist_ok=True)
+    path = checkpoint_path(run)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"step": state.step, "config": json.dumps(state.config), "model": state.model,
+                "optimizer": state.optimizer, "extra": state.extra}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_state(run: Path) -> TrainingState | None:
+    """The run's checkpoint on the CPU, or None when it has none yet."""
+    path = checkpoint_path(run)
+    if not path.is_file():
+        return None
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    return TrainingState(step=int(raw["step"]), config=json.loads(raw["config"]),
+                         model=raw["model"], optimizer=raw["optimizer"], extra=raw["extra"])
+
+
+def check_same_config(saved: dict, requested: dict, ignore: tuple[str, ...] = ("steps",)) -> None:
+    """Resuming under another config would silently mix two experiments."""
+    requested = json.loads(json.dumps(requested))  # tuples become lists, as in the saved copy
+    diff = sorted(k for k in set(saved) | set(requested)
+                  if k not in ignore and saved.get(k) != requested.get(k))
+    if diff:
+        raise ValueError(f"the checkpoint was trained with another config ({', '.join(diff)} "
+                         "differ); start a new run folder or drop --resume")

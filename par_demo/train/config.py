@@ -1,0 +1,160 @@
+"""Training configs of every stage, and the profiles that bundle them.
+
+toy: tiny architectures and a handful of steps, for the test suite.
+cpu: the shipping architectures for a few hundred steps, to check the pipeline on real data.
+gpu: the shipping architectures, sized so that each stage trains in under 20 minutes on one H100
+     (see docs/training.md for the arithmetic).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, is_dataclass, replace
+from typing import get_args, get_origin, get_type_hints
+
+from par_demo.checkpoints import EMBEDDED, EMOJI_TOKENIZER
+from par_demo.models.transformer import ModelArgs
+from par_demo.models.vq import VQArgs
+from par_demo.orders import ScheduleSpec
+from par_demo.train.runtime import OptimConfig
+
+GRID = 16  # tokens per side of a 64 px image
+
+
+@dataclass(frozen=True)
+class TokenizerTraining:
+    vq: VQArgs = replace(EMOJI_TOKENIZER.args, with_encoder=True)
+    steps: int = 20_000
+    batch_size: int = 128
+    optim: OptimConfig = OptimConfig(lr=4e-4, weight_decay=0.0, warmup_steps=500)
+    mse_weight: float = 1.0
+    l1_weight: float = 1.0  # L1 keeps flat emoji colours and edges crisper than MSE alone
+    restart_every: int = 200  # re-seed codes unused for this many steps from encoder outputs
+    flip_p: float = 0.5  # horizontal flips
+    log_every: int = 100
+    eval_every: int = 2000
+    save_every: int = 1000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ScheduleMixture:
+    """The schedules the generator trains on, drawn uniformly per example."""
+
+    specs: tuple[ScheduleSpec, ...] = tuple(
+        ScheduleSpec(grid=GRID, order=order, parallel=n, init_tokens=init)
+        for order in ("raster", "distant") for n in (1, 4, 16)
+        for init in ((True,) if n == 1 else (True, False)))
+    random_share: float = 0.1  # examples on a random order instead (any-order robustness)
+    random_pool: int = 64  # distinct random orders, built once
+
+
+@dataclass(frozen=True)
+class GeneratorTraining:
+    model: ModelArgs = EMBEDDED.args
+    mixture: ScheduleMixture = ScheduleMixture()
+    steps: int = 12_000
+    batch_size: int = 256
+    optim: OptimConfig = OptimConfig(lr=1e-3, weight_decay=0.05, warmup_steps=500)
+    class_dropout_p: float = 0.1  # the null class, for classifier-free guidance
+    flip_p: float = 0.5  # train on the token grid of the mirrored image half the time
+    unflipped_classes: tuple[str, ...] = ("country flag", "letter and keycap")  # mirrored = wrong
+    log_every: int = 100
+    save_every: int = 1000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ClassifierTraining:
+    width: int = 32  # channels of the first stage; doubled per stage
+    feature_dim: int = 128  # the features the Frechet distance compares
+    steps: int = 3000
+    batch_size: int = 128
+    optim: OptimConfig = OptimConfig(lr=2e-3, weight_decay=0.05, warmup_steps=100)
+    label_smoothing: float = 0.1
+    log_every: int = 100
+    save_every: int = 1000
+    seed: int = 0
+
+
+EVAL_SCHEDULES = (
+    ScheduleSpec(grid=GRID, order="raster", parallel=1),
+    ScheduleSpec(grid=GRID, order="distant", parallel=1),
+    ScheduleSpec(grid=GRID, order="raster", parallel=4, init_tokens=True),
+    ScheduleSpec(grid=GRID, order="distant", parallel=4, init_tokens=True),
+    ScheduleSpec(grid=GRID, order="distant", parallel=4, init_tokens=False),
+    ScheduleSpec(grid=GRID, order="distant", parallel=16, init_tokens=True),
+    ScheduleSpec(grid=GRID, order="distant", parallel=16, init_tokens=False),
+)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    schedules: tuple[ScheduleSpec, ...] = EVAL_SCHEDULES
+    images_per_class: int = 12  # generated per class and ordering
+    batch_size: int = 128
+    cfg_scale: float = EMBEDDED.sampling.cfg_scale
+    temperature: float = 1.0
+    top_k: int = 0
+    timing_images: int = 3  # single-image CPU generations timed per ordering
+    cpu_threads: int = 2  # the demo's target machine
+    grid_columns: int = 8  # sample grid: classes shown per ordering
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Profile:
+    tokenizer: TokenizerTraining = TokenizerTraining()
+    generator: GeneratorTraining = GeneratorTraining()
+    classifier: ClassifierTraining = ClassifierTraining()
+    evaluation: EvalConfig = EvalConfig()
+
+
+_TOY_MODEL = replace(EMBEDDED.args, dim=64, n_layer=2, n_head=4)
+
+PROFILES: dict[str, Profile] = {
+    "toy": Profile(
+        tokenizer=TokenizerTraining(steps=4, batch_size=4, restart_every=2, log_every=1,
+                                    eval_every=4, save_every=2,
+                                    optim=OptimConfig(lr=1e-3, warmup_steps=1)),
+        generator=GeneratorTraining(model=_TOY_MODEL, steps=4, batch_size=4, log_every=1,
+                                    save_every=2, mixture=ScheduleMixture(random_pool=2),
+                                    optim=OptimConfig(lr=1e-3, warmup_steps=1)),
+        classifier=ClassifierTraining(width=32, feature_dim=16, steps=4, batch_size=8,
+                                      log_every=1, save_every=2,
+                                      optim=OptimConfig(lr=1e-3, warmup_steps=1)),
+        evaluation=EvalConfig(images_per_class=1, batch_size=32, timing_images=1,
+                              grid_columns=2),
+    ),
+    "cpu": Profile(
+        tokenizer=TokenizerTraining(steps=400, batch_size=32, restart_every=100, log_every=20,
+                                    eval_every=200, save_every=100,
+                                    optim=OptimConfig(lr=1e-3, weight_decay=0.0, warmup_steps=50)),
+        generator=GeneratorTraining(steps=300, batch_size=32, log_every=20, save_every=100,
+                                    optim=OptimConfig(lr=1e-3, warmup_steps=30)),
+        classifier=ClassifierTraining(steps=400, batch_size=64, log_every=50, save_every=200),
+        evaluation=EvalConfig(images_per_class=2, batch_size=64, timing_images=3),
+    ),
+    "gpu": Profile(),
+}
+
+
+def profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise KeyError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def from_dict(cls: type, d: dict):
+    """Rebuild a (nested) config dataclass from its asdict / JSON form."""
+    hints = get_type_hints(cls)
+    return cls(**{f.name: _convert(hints[f.name], d[f.name]) for f in fields(cls) if f.name in d})
+
+
+def _convert(tp, value):
+    if is_dataclass(tp):
+        return from_dict(tp, value)
+    if get_origin(tp) is tuple:
+        args = get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v) for v in value)
+        return tuple(_convert(a, v) for a, v in zip(args, value))
+    return value

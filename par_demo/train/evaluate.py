@@ -1,0 +1,207 @@
+"""Compare orderings with the same weights: Frechet distance, class accuracy, steps and CPU time.
+
+    python -m par_demo.train.evaluate --data data/emoji64.npz --out runs/eval \\
+        --tokenizer-run runs/tokenizer --generator-run runs/generator \\
+        --classifier-run runs/classifier --profile gpu --device cuda
+
+Every ordering generates the same classes with the same seeds. The Frechet distance compares the
+classifier's features of the generated images with those of the held-out real images; class
+accuracy is the share classified as the requested class. CPU time is one guided image on
+`cpu_threads` threads, without and with a decoded preview after every step (what the app shows).
+Writes table.md, results.json and one samples_<ordering>.png per ordering.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from par_demo.models.transformer import Transformer
+from par_demo.models.vq import VQModel
+from par_demo.orders import Schedule, build_schedule
+from par_demo.preview import decode_tokens, masked_preview
+from par_demo.sampler import SamplingConfig, generate, sample_steps
+from par_demo.train.classifier import EmojiClassifier, load_trained_classifier, predict
+from par_demo.train.config import EvalConfig, profile
+from par_demo.train.emoji_data import EmojiDataset
+from par_demo.train.generator import load_trained_generator
+from par_demo.train.metrics import frechet_distance
+from par_demo.train.tokenizer import load_trained_tokenizer
+
+
+@dataclass(frozen=True)
+class OrderingResult:
+    label: str
+    steps: int
+    frechet: float  # to the held-out real images, in classifier features
+    class_accuracy: float  # generated images classified as the requested class
+    cpu_ms: float  # one guided image on the CPU, final decode included
+    cpu_ms_previews: float  # the same plus a decoded preview after every step
+
+
+@dataclass(frozen=True)
+class RealReference:
+    """What real images score: the floor of the distance and the ceiling of the accuracy."""
+
+    frechet_train_vs_heldout: float
+    heldout_accuracy: float
+
+
+def sample_images(generator: Transformer, tokenizer: VQModel, schedule: Schedule,
+                  class_ids: np.ndarray, sampling: SamplingConfig, batch: int) -> np.ndarray:
+    """uint8 [N, H, W, 3] images of `class_ids`; chunk k uses seed sampling.seed + k, so every
+    ordering draws from the same seeds."""
+    out = []
+    for k, i in enumerate(range(0, len(class_ids), batch)):
+        ids = class_ids[i:i + batch].tolist()
+        result = generate(generator, schedule, ids, replace(sampling, seed=sampling.seed + k))
+        out.append(decode_tokens(tokenizer, result.tokens.reshape(len(ids), -1), schedule.grid))
+    return np.concatenate(out)
+
+
+def cpu_seconds(generator: Transformer, tokenizer: VQModel, schedule: Schedule, class_id: int,
+                sampling: SamplingConfig, previews: bool) -> float:
+    """Wall time of one image on the CPU models, as the app makes it."""
+    start = time.perf_counter()
+    last = None
+    for last in sample_steps(generator, schedule, [class_id], sampling):
+        if previews:
+            masked_preview(tokenizer, last.tokens, schedule.grid)
+    decode_tokens(tokenizer, last.tokens, schedule.grid)
+    return time.perf_counter() - start
+
+
+def time_orderings(generator: Transformer, tokenizer: VQModel, config: EvalConfig,
+                   sampling: SamplingConfig) -> dict[str, tuple[float, float]]:
+    """Median ms per image (plain, with previews) per ordering, on config.cpu_threads threads."""
+    gen_cpu, tok_cpu = copy.deepcopy(generator).cpu(), copy.deepcopy(tokenizer).cpu()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.cpu_threads)
+    try:
+        out = {}
+        warm_up = build_schedule(config.schedules[0])
+        cpu_seconds(gen_cpu, tok_cpu, warm_up, 0, sampling, previews=True)
+        for spec in config.schedules:
+            schedule = build_schedule(spec)
+            runs = [[cpu_seconds(gen_cpu, tok_cpu, schedule, i, sampling, previews)
+                     for i in range(config.timing_images)] for previews in (False, True)]
+            out[spec.label] = tuple(1000 * float(np.median(r)) for r in runs)
+        return out
+    finally:
+        torch.set_num_threads(threads)
+
+
+def real_reference(classifier: EmojiClassifier, data: EmojiDataset,
+                   heldout_features: np.ndarray) -> RealReference:
+    train_idx = data.indices("train")
+    subset = train_idx[np.linspace(0, len(train_idx) - 1, len(heldout_features)).astype(int)]
+    train_features, _ = predict(classifier, data.images[subset])
+    _, pred = predict(classifier, data.images[data.indices("heldout")])
+    return RealReference(frechet_distance(train_features, heldout_features),
+                         float((pred == data.labels[data.indices("heldout")]).mean()))
+
+
+def evaluate_orderings(generator: Transformer, tokenizer: VQModel, classifier: EmojiClassifier,
+                       data: EmojiDataset, config: EvalConfig):
+    """(results per ordering, the real-image reference, sample images per ordering label)."""
+    sampling = SamplingConfig(cfg_scale=config.cfg_scale, temperature=config.temperature,
+                              top_k=config.top_k, seed=config.seed)
+    heldout_features, _ = predict(classifier, data.images[data.indices("heldout")])
+    class_ids = np.repeat(np.arange(data.num_classes), config.images_per_class)
+    timings = time_orderings(generator, tokenizer, config, sampling)
+    results, samples = [], {}
+    for spec in config.schedules:
+        schedule = build_schedule(spec)
+        images = sample_images(generator, tokenizer, schedule, class_ids, sampling,
+                               config.batch_size)
+        features, pred = predict(classifier, images)
+        results.append(OrderingResult(
+            label=spec.label, steps=schedule.num_steps,
+            frechet=frechet_distance(features, heldout_features),
+            class_accuracy=float((pred == class_ids).mean()),
+            cpu_ms=timings[spec.label][0], cpu_ms_previews=timings[spec.label][1]))
+        samples[spec.label] = images
+    return results, real_reference(classifier, data, heldout_features), samples
+
+
+def format_table(results: list[OrderingResult], reference: RealReference,
+                 config: EvalConfig) -> str:
+    lines = [
+        "| ordering | steps | Frechet distance | class accuracy | CPU ms / image "
+        "| CPU ms with step previews |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {r.label} | {r.steps} | {r.frechet:.2f} | {r.class_accuracy:.1%} "
+              f"| {r.cpu_ms:.0f} | {r.cpu_ms_previews:.0f} |" for r in results]
+    lines += [
+        "",
+        f"Real images: held-out vs training split Frechet distance "
+        f"{reference.frechet_train_vs_heldout:.2f}; classifier held-out accuracy "
+        f"{reference.heldout_accuracy:.1%}.",
+        f"Guidance {config.cfg_scale}, temperature {config.temperature}, top-k {config.top_k}; "
+        f"{config.images_per_class} images per class; CPU timings on {config.cpu_threads} threads.",
+    ]
+    return "\n".join(lines)
+
+
+def sample_grid(images: np.ndarray, num_classes: int, per_class: int, columns: int) -> np.ndarray:
+    """One row per class, up to `columns` images each (images are ordered class by class)."""
+    shown = min(columns, per_class)
+    rows = [np.concatenate(list(images[c * per_class:c * per_class + shown]), axis=1)
+            for c in range(num_classes)]
+    return np.concatenate(rows, axis=0)
+
+
+def slug(label: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+
+
+def write_report(out: Path, results, reference, samples, data: EmojiDataset,
+                 config: EvalConfig) -> str:
+    out.mkdir(parents=True, exist_ok=True)
+    table = format_table(results, reference, config)
+    (out / "table.md").write_text(table + "\n")
+    (out / "results.json").write_text(json.dumps(
+        {"orderings": [asdict(r) for r in results], "real": asdict(reference),
+         "config": asdict(config)}, indent=1))
+    for label, images in samples.items():
+        grid = sample_grid(images, data.num_classes, config.images_per_class, config.grid_columns)
+        Image.fromarray(grid).save(out / f"samples_{slug(label)}.png")
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", type=Path, default=Path("data/emoji64.npz"))
+    p.add_argument("--tokenizer-run", type=Path, default=Path("runs/tokenizer"))
+    p.add_argument("--generator-run", type=Path, default=Path("runs/generator"))
+    p.add_argument("--classifier-run", type=Path, default=Path("runs/classifier"))
+    p.add_argument("--out", type=Path, default=Path("runs/eval"))
+    p.add_argument("--profile", default="gpu", help="toy | cpu | gpu")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--cfg-scale", type=float, help="override the profile's guidance scale")
+    p.add_argument("--temperature", type=float, help="override the profile's temperature")
+    p.add_argument("--top-k", type=int, help="override the profile's top-k")
+    a = p.parse_args(argv)
+    config = profile(a.profile).evaluation
+    overrides = {"cfg_scale": a.cfg_scale, "temperature": a.temperature, "top_k": a.top_k}
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    data = EmojiDataset.load(a.data)
+    generator = load_trained_generator(a.generator_run, a.device)
+    tokenizer = load_trained_tokenizer(a.tokenizer_run, a.device)
+    classifier = load_trained_classifier(a.classifier_run, data.num_classes, a.device)
+    results, reference, samples = evaluate_orderings(generator, tokenizer, classifier, data,
+                                                     config)
+    print(write_report(a.out, results, reference, samples, data, config))
+
+
+if __name__ == "__main__":
+    main()

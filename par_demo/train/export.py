@@ -1,0 +1,71 @@
+"""Write the shipping weights: the generator and the tokenizer's decoder as safetensors.
+
+    python -m par_demo.train.export --tokenizer-run runs/tokenizer --generator-run runs/generator \\
+        --out runs/export        # the GPU issue ships them with --out assets
+
+The trained architectures must equal the EMBEDDED and EMOJI_TOKENIZER presets, and each file is
+read back through the app's own loader before this returns, so a file that is written loads.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from par_demo.checkpoints import (EMBEDDED, ModelPreset, TokenizerPreset, load_tokenizer,
+                                  load_transformer)
+from par_demo.models.transformer import Transformer
+from par_demo.models.vq import VQModel
+from par_demo.train.generator import load_trained_generator
+from par_demo.train.tokenizer import load_trained_tokenizer
+
+DECODER_PREFIXES = ("decoder.", "quantize.", "post_quant_conv.")  # all that decoding needs
+
+
+def export_tokenizer(model: VQModel, preset: TokenizerPreset, path: Path) -> Path:
+    if replace(model.args, with_encoder=False) != preset.args:
+        raise ValueError(f"the trained tokenizer {model.args} is not the {preset.name} preset "
+                         f"{preset.args}")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
+             if k.startswith(DECODER_PREFIXES)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path), metadata={"preset": preset.name})
+    load_tokenizer(preset, path)
+    return path
+
+
+def export_generator(model: Transformer, preset: ModelPreset, path: Path,
+                     dtype: torch.dtype = torch.float32) -> Path:
+    if model.args != preset.args:
+        raise ValueError(f"the trained generator {model.args} is not the {preset.name} preset "
+                         f"{preset.args}")
+    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path), metadata={"preset": preset.name})
+    load_transformer(preset, path)
+    return path
+
+
+def export_all(tokenizer: VQModel, generator: Transformer, out: Path,
+               preset: ModelPreset = EMBEDDED) -> list[Path]:
+    return [export_tokenizer(tokenizer, preset.tokenizer, out / preset.tokenizer.weights.filename),
+            export_generator(generator, preset, out / preset.weights.filename)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--tokenizer-run", type=Path, default=Path("runs/tokenizer"))
+    p.add_argument("--generator-run", type=Path, default=Path("runs/generator"))
+    p.add_argument("--out", type=Path, default=Path("runs/export"))
+    a = p.parse_args(argv)
+    paths = export_all(load_trained_tokenizer(a.tokenizer_run),
+                       load_trained_generator(a.generator_run), a.out)
+    for path in paths:
+        print(f"{path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The whole pipeline at toy scale, ending in the ordering table and the sample grids."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from par_demo.orders import build_schedule
+from par_demo.train.classifier import train_classifier
+from par_demo.train.codes import encode_dataset
+from par_demo.train.config import EVAL_SCHEDULES, profile
+from par_demo.train.evaluate import main, sample_grid, slug
+from par_demo.train.generator import train_generator
+from par_demo.train.tokenizer import train_tokenizer
+from test_train_emoji_data import tiny_dataset
+
+TOY = profile("toy")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """Train every stage at toy scale, then run the evaluation command once."""
+    root = tmp_path_factory.mktemp("pipeline")
+    data = tiny_dataset(root)
+    data.save(root / "emoji.npz")
+    tokenizer = train_tokenizer(TOY.tokenizer, data, root / "tokenizer", "cpu", quiet=True)
+    grids = encode_dataset(tokenizer, data)
+    train_generator(TOY.generator, grids, root / "generator", "cpu", quiet=True)
+    train_classifier(TOY.classifier, data, root / "classifier", "cpu", quiet=True)
+    main(["--data", str(root / "emoji.npz"), "--tokenizer-run", str(root / "tokenizer"),
+          "--generator-run", str(root / "generator"), "--classifier-run", str(root / "classifier"),
+          "--out", str(root / "eval"), "--profile", "toy", "--device", "cpu"])
+    return root / "eval", data
+
+
+def test_table_rows_cover_the_issue_orderings_with_sane_numbers(report):
+    out, data = report
+    saved = json.loads((out / "results.json").read_text())
+    rows = saved["orderings"]
+    assert [r["label"] for r in rows] == [s.label for s in EVAL_SCHEDULES]
+    assert [r["steps"] for r in rows] == [256, 256, 67, 67, 64, 31, 16]
+    assert [r["steps"] for r in rows] == [build_schedule(s).num_steps for s in EVAL_SCHEDULES]
+    for r in rows:
+        assert np.isfinite(r["frechet"]) and r["frechet"] >= 0
+        assert 0 <= r["class_accuracy"] <= 1
+        assert r["cpu_ms_previews"] > 0 and r["cpu_ms"] > 0
+    real = saved["real"]
+    assert 0 <= real["heldout_accuracy"] <= 1 and real["frechet_train_vs_heldout"] >= 0
+    table = (out / "table.md").read_text()
+    assert len([line for line in table.splitlines() if line.startswith("| ")]) == 1 + 7
+    for r in rows:
+        assert f"| {r['label']} | {r['steps']} |" in table
+
+
+def test_one_sample_grid_per_ordering_with_a_row_per_class(report):
+    out, data = report
+    config = TOY.evaluation
+    assert len(list(out.glob("samples_*.png"))) == len(EVAL_SCHEDULES)
+    for spec in EVAL_SCHEDULES:
+        png = Image.open(out / f"samples_{slug(spec.label)}.png")
+        shown = min(config.grid_columns, config.images_per_class)
+        assert png.size == (64 * shown, 64 * data.num_classes)
+
+
+def test_sample_grid_puts_each_class_on_its_own_row():
+    images = np.arange(6 * 2 * 2 * 3, dtype=np.uint8).reshape(6, 2, 2, 3)
+    grid = sample_grid(images, num_classes=3, per_class=2, columns=1)
+    assert grid.shape == (6, 2, 3)
+    assert np.array_equal(grid[2:4], images[2])
+    assert np.array_equal(grid[4:6], images[4])

@@ -1,0 +1,50 @@
+"""Shipping weights: safetensors that the app's own loader reads, decoder-only tokenizer."""
+from dataclasses import replace
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from par_demo.checkpoints import (EMBEDDED, EMOJI_TOKENIZER, ModelPreset, load_tokenizer,
+                                  load_transformer)
+from par_demo.models.transformer import Transformer
+from par_demo.models.vq import VQModel
+from par_demo.train.export import export_all, export_generator, export_tokenizer
+
+
+@pytest.fixture(scope="module")
+def trained_like():
+    """Models of the shipping architectures, as training builds them (encoder included)."""
+    torch.manual_seed(0)
+    tokenizer = VQModel(replace(EMOJI_TOKENIZER.args, with_encoder=True)).eval()
+    generator = Transformer(EMBEDDED.args).init_weights(torch.Generator().manual_seed(0)).eval()
+    torch.nn.init.normal_(generator.output.weight, std=0.02)
+    return tokenizer, generator
+
+
+def test_exports_load_through_the_app_loader_and_keep_only_the_decoder(trained_like, tmp_path):
+    tokenizer, generator = trained_like
+    tok_path, gen_path = export_all(tokenizer, generator, tmp_path)
+    assert tok_path.name == EMOJI_TOKENIZER.weights.filename
+    assert gen_path.name == EMBEDDED.weights.filename
+    keys = load_file(str(tok_path)).keys()
+    assert not any(k.startswith(("encoder.", "quant_conv.")) for k in keys)
+    assert any(k.startswith("decoder.") for k in keys)
+    loaded_tok = load_tokenizer(EMOJI_TOKENIZER, tok_path)
+    loaded_gen = load_transformer(EMBEDDED, gen_path)
+    codes = torch.randint(EMOJI_TOKENIZER.args.codebook_size, (1, 16, 16))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded_tok.decode_codes(codes), tokenizer.decode_codes(codes))
+    for k, v in generator.state_dict().items():
+        assert torch.equal(loaded_gen.state_dict()[k], v), k
+    assert (tok_path.stat().st_size + gen_path.stat().st_size) < 40e6
+
+
+def test_refuses_an_architecture_other_than_the_preset(trained_like, tmp_path):
+    tokenizer, generator = trained_like
+    other = ModelPreset(**{**EMBEDDED.__dict__, "args": replace(EMBEDDED.args, n_layer=1)})
+    with pytest.raises(ValueError, match="not the"):
+        export_generator(generator, other, tmp_path / "g.safetensors")
+    small = replace(EMOJI_TOKENIZER, args=replace(EMOJI_TOKENIZER.args, codebook_size=64))
+    with pytest.raises(ValueError, match="not the"):
+        export_tokenizer(tokenizer, small, tmp_path / "t.safetensors")
