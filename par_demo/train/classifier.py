@@ -8,7 +8,6 @@ generated image shows the requested class. Reports held-out accuracy.
 """
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -22,7 +21,7 @@ from par_demo.train.checkpoint import TrainingState, check_same_config, load_sta
 from par_demo.train.config import ClassifierTraining, from_dict, profile
 from par_demo.train.emoji_data import EmojiDataset
 from par_demo.train.runtime import (Budget, MetricsLog, adamw, configure_device, learning_rate,
-                                    set_learning_rate, step_generator)
+                                    set_learning_rate, step_generator, training_arguments)
 from par_demo.train.tokenizer import random_flip, to_model_range
 
 
@@ -140,22 +139,12 @@ def load_trained_classifier(run: Path, num_classes: int, device="cpu") -> EmojiC
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data", type=Path, default=Path("data/emoji64.npz"))
-    p.add_argument("--run", type=Path, default=Path("runs/classifier"))
-    p.add_argument("--profile", default="gpu", help="toy | cpu | gpu")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--resume", action="store_true", help="continue from <run>/checkpoint.pt")
-    p.add_argument("--steps", type=int, help="override the profile's total steps")
-    p.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this long")
-    p.add_argument("--chunk-steps", type=int, help="stop (with a checkpoint) after this many steps")
-    a = p.parse_args(argv)
+    a = training_arguments(__doc__, "--data", "data/emoji64.npz", "runs/classifier", argv)
     config = profile(a.profile).classifier
     if a.steps is not None:
         config = replace(config, steps=a.steps)
     train_classifier(config, EmojiDataset.load(a.data), a.run, a.device, a.resume, a.minutes,
                      a.chunk_steps)
-
 
 if __name__ == "__main__":
     main()

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from par_demo.models.vq import VQModel
-from par_demo.train.emoji_data import EmojiDataset
+from par_demo.train.emoji_data import EmojiDataset, split_rows
 from par_demo.train.tokenizer import encode_images, load_trained_tokenizer
 
 
@@ -38,9 +38,7 @@ class TokenGrids:
         return len(self.class_names)
 
     def indices(self, split: str) -> np.ndarray:
-        if split not in ("train", "heldout"):
-            raise ValueError(f"split must be train or heldout, got {split!r}")
-        return np.flatnonzero(self.heldout if split == "heldout" else ~self.heldout)
+        return split_rows(self.heldout, split)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

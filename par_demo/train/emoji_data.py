@@ -49,6 +49,13 @@ class EmojiImage:
     styles: tuple[str, ...]  # which of STYLES draw it
 
 
+def split_rows(heldout: np.ndarray, split: str) -> np.ndarray:
+    """Rows of the "train" or "heldout" split, given the held-out flags."""
+    if split not in ("train", "heldout"):
+        raise ValueError(f"split must be train or heldout, got {split!r}")
+    return np.flatnonzero(heldout if split == "heldout" else ~heldout)
+
+
 @dataclass
 class EmojiDataset:
     images: np.ndarray  # [N, 64, 64, 3] uint8 on white
@@ -68,9 +75,7 @@ class EmojiDataset:
 
     def indices(self, split: str) -> np.ndarray:
         """Rows of the "train" or "heldout" split."""
-        if split not in ("train", "heldout"):
-            raise ValueError(f"split must be train or heldout, got {split!r}")
-        return np.flatnonzero(self.heldout if split == "heldout" else ~self.heldout)
+        return split_rows(self.heldout, split)
 
     def class_counts(self, split: str) -> np.ndarray:
         return np.bincount(self.labels[self.indices(split)], minlength=self.num_classes)

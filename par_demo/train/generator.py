@@ -9,7 +9,6 @@ class is replaced by the null class with probability class_dropout_p, for guidan
 """
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -23,7 +22,8 @@ from par_demo.train.checkpoint import TrainingState, check_same_config, load_sta
 from par_demo.train.codes import TokenGrids
 from par_demo.train.config import GeneratorTraining, from_dict, profile
 from par_demo.train.runtime import (Budget, MetricsLog, adamw, autocast, configure_device,
-                                    learning_rate, seed_dropout, set_learning_rate, step_generator)
+                                    learning_rate, seed_dropout, set_learning_rate, step_generator,
+                                    training_arguments)
 from par_demo.train.teacher_forcing import (LayoutBank, draw_rows, layout_bank, mixture_bank,
                                             teacher_forcing_batch)
 
@@ -153,22 +153,12 @@ def load_trained_generator(run: Path, device="cpu") -> Transformer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--codes", type=Path, default=Path("data/emoji64_codes.npz"))
-    p.add_argument("--run", type=Path, default=Path("runs/generator"))
-    p.add_argument("--profile", default="gpu", help="toy | cpu | gpu")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--resume", action="store_true", help="continue from <run>/checkpoint.pt")
-    p.add_argument("--steps", type=int, help="override the profile's total steps")
-    p.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this long")
-    p.add_argument("--chunk-steps", type=int, help="stop (with a checkpoint) after this many steps")
-    a = p.parse_args(argv)
+    a = training_arguments(__doc__, "--codes", "data/emoji64_codes.npz", "runs/generator", argv)
     config = profile(a.profile).generator
     if a.steps is not None:
         config = replace(config, steps=a.steps)
-    train_generator(config, TokenGrids.load(a.codes), a.run, a.device, a.resume, a.minutes,
+    train_generator(config, TokenGrids.load(a.data), a.run, a.device, a.resume, a.minutes,
                     a.chunk_steps)
-
 
 if __name__ == "__main__":
     main()

@@ -2,6 +2,7 @@
 time budget of a chunk, bf16 autocast on CUDA, and a JSON-lines log."""
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
@@ -105,3 +106,19 @@ class MetricsLog:
         if not self.path.is_file():
             return []
         return [json.loads(line) for line in self.path.read_text().splitlines() if line]
+
+
+def training_arguments(doc: str, data_flag: str, data_default: str, run_default: str,
+                       argv: list[str] | None) -> argparse.Namespace:
+    """The command line every training script shares: data, run folder, profile, device, resume
+    and the ways to stop early with a checkpoint."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(data_flag, dest="data", type=Path, default=Path(data_default))
+    p.add_argument("--run", type=Path, default=Path(run_default))
+    p.add_argument("--profile", default="gpu", help="toy | cpu | gpu")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--resume", action="store_true", help="continue from <run>/checkpoint.pt")
+    p.add_argument("--steps", type=int, help="override the profile's total steps")
+    p.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this long")
+    p.add_argument("--chunk-steps", type=int, help="stop (with a checkpoint) after this many steps")
+    return p.parse_args(argv)

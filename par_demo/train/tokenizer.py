@@ -10,7 +10,6 @@ held-out PSNR and codebook use, and writes reconstructions.png.
 """
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -27,7 +26,7 @@ from par_demo.train.config import TokenizerTraining, from_dict, profile
 from par_demo.train.emoji_data import EmojiDataset
 from par_demo.train.metrics import CodebookUse, codebook_use, psnr
 from par_demo.train.runtime import (Budget, MetricsLog, adamw, configure_device, learning_rate,
-                                    set_learning_rate, step_generator)
+                                    set_learning_rate, step_generator, training_arguments)
 
 
 def to_model_range(images_NHW3: np.ndarray | torch.Tensor, device) -> torch.Tensor:
@@ -177,16 +176,7 @@ def load_trained_tokenizer(run: Path, device="cpu") -> VQModel:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data", type=Path, default=Path("data/emoji64.npz"))
-    p.add_argument("--run", type=Path, default=Path("runs/tokenizer"))
-    p.add_argument("--profile", default="gpu", help="toy | cpu | gpu")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--resume", action="store_true", help="continue from <run>/checkpoint.pt")
-    p.add_argument("--steps", type=int, help="override the profile's total steps")
-    p.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this long")
-    p.add_argument("--chunk-steps", type=int, help="stop (with a checkpoint) after this many steps")
-    a = p.parse_args(argv)
+    a = training_arguments(__doc__, "--data", "data/emoji64.npz", "runs/tokenizer", argv)
     config = profile(a.profile).tokenizer
     if a.steps is not None:
         config = replace(config, steps=a.steps)
@@ -195,7 +185,6 @@ def main(argv: list[str] | None = None) -> None:
     report, _ = evaluate_tokenizer(model, data.images[data.indices("heldout")])
     print(f"held-out PSNR {report.psnr_db:.2f} dB; codes used {report.codebook.used}/"
           f"{report.codebook.size}, perplexity {report.codebook.perplexity:.1f}")
-
 
 if __name__ == "__main__":
     main()
