@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from par_demo.animation import side_by_side, write_animation
+from par_demo.preview import step_frame
 from par_demo.ui import views
 from par_demo.ui.errors import fail
 from par_demo.ui.models import MODELS, gpu, placement
@@ -77,9 +78,8 @@ def run_frames(loaded, record: RunRecord, overlay: bool, size: int,
     schedule = record.schedule
     frames = []
     for step, tokens in enumerate(record.tokens):
-        image = views.preview(loaded.tokenizer, tokens.astype(np.int64), record.grid, size)
-        if overlay:
-            image = views.overlay(schedule, image, step)
+        image = step_frame(loaded.tokenizer, schedule, tokens.astype(np.int64), step, size,
+                           overlay)
         frames.append(views.panel(image, label or record.spec.label, step, record.num_steps))
     return frames
 
