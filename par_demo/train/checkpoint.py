@@ -49,7 +49,11 @@ def load_state(run: Path) -> TrainingState | None:
                          model=raw["model"], optimizer=raw["optimizer"], extra=raw["extra"])
 
 
-def check_same_config(saved: dict, requested: dict, ignore: tuple[str, ...] = ("steps",)) -> None:
+# How long and how often a run reports; changing them does not change what is trained.
+BOOKKEEPING = ("steps", "log_every", "eval_every", "save_every")
+
+
+def check_same_config(saved: dict, requested: dict, ignore: tuple[str, ...] = BOOKKEEPING) -> None:
     """Resuming under another config would silently mix two experiments."""
     requested = json.loads(json.dumps(requested))  # tuples become lists, as in the saved copy
     diff = sorted(k for k in set(saved) | set(requested)

@@ -122,6 +122,9 @@ def train_classifier(config: ClassifierTraining, data: EmojiDataset, run: Path, 
             clock = now
         if step % config.save_every == 0:
             checkpoint()
+            model.eval()
+            log.write(step=step, heldout_accuracy=heldout_accuracy(model, data))
+            model.train()
     checkpoint()
     model.eval()
     log.write(step=step, heldout_accuracy=heldout_accuracy(model, data))
