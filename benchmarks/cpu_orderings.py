@@ -16,8 +16,9 @@ from pathlib import Path
 
 import torch
 
-from par_demo.checkpoints import DEFAULT_MODEL, get_preset, load_model
+from par_demo.checkpoints import load_model
 from par_demo.orders import ScheduleSpec, build_schedule
+from par_demo.presets import DEFAULT_MODEL, get_preset
 from par_demo.preview import masked_preview
 from par_demo.sampler import sample_steps
 

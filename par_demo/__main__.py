@@ -45,7 +45,8 @@ def cmd_generate(a: argparse.Namespace) -> int:
     import torch
 
     from par_demo.animation import caption, write_animation
-    from par_demo.checkpoints import get_preset, load_model
+    from par_demo.checkpoints import load_model
+    from par_demo.presets import get_preset
     from par_demo.preview import step_frame
     from par_demo.sampler import sample_steps
 
@@ -76,7 +77,8 @@ def cmd_generate(a: argparse.Namespace) -> int:
 
 
 def cmd_models(a: argparse.Namespace) -> int:
-    from par_demo.checkpoints import PRESETS, local_weight_file
+    from par_demo.checkpoints import local_weight_file
+    from par_demo.presets import PRESETS
 
     for preset in PRESETS.values():
         files = [preset.weights, preset.tokenizer.weights]
@@ -88,7 +90,8 @@ def cmd_models(a: argparse.Namespace) -> int:
 
 
 def cmd_fetch(a: argparse.Namespace) -> int:
-    from par_demo.checkpoints import get_preset, weight_file
+    from par_demo.checkpoints import weight_file
+    from par_demo.presets import get_preset
 
     preset = get_preset(a.name)
     for source in (preset.weights, preset.tokenizer.weights):
@@ -135,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     a = parser.parse_args(argv)
     if a.command == "generate" and a.model is None:
-        from par_demo.checkpoints import DEFAULT_MODEL
+        from par_demo.presets import DEFAULT_MODEL
 
         a.model = DEFAULT_MODEL
     try:

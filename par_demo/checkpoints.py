@@ -1,4 +1,4 @@
-"""Model presets, finding their weight files (assets/ or the Hugging Face cache) and safe loading.
+"""Finding a preset's weight files (assets/ or the Hugging Face cache) and loading them safely.
 
 Weights load without executing pickled code: safetensors directly, `.pt` files through torch's
 weights-only unpickler. The state dict may sit under `model`, `module` or `state_dict`, or bare,
@@ -10,9 +10,9 @@ import argparse
 import os
 import pickle
 import socket
-from urllib.parse import urlparse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from huggingface_hub import constants, hf_hub_download
@@ -20,148 +20,16 @@ from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from par_demo.classes import ASSETS, ClassNames, class_table
-from par_demo.models.transformer import ModelArgs, Transformer
-from par_demo.models.vq import VQArgs, VQModel
-from par_demo.orders import Schedule, ScheduleError, ScheduleSpec, build_schedule
-from par_demo.models.slots import slot_layout
-from par_demo.sampler import SamplingConfig
-
-PAR_REPO = "Epiphqny/PAR"
-LLAMAGEN_REPO = "FoundationVision/LlamaGen"
+from par_demo.classes import ASSETS
+from par_demo.models.transformer import Transformer
+from par_demo.models.vq import VQModel
+from par_demo.presets import ModelPreset, TokenizerPreset, WeightSource, get_preset
+# par_demo/train/ still imports these two from here (it is left as it is while its jobs run)
+from par_demo.presets import EMBEDDED, EMOJI_TOKENIZER  # noqa: F401
 
 
 class CheckpointError(RuntimeError):
     """A weight file that is missing, unreadable, unsafe or of the wrong architecture."""
-
-
-class UnsupportedSchedule(ValueError):
-    """A schedule the chosen model was not trained to run."""
-
-
-@dataclass(frozen=True)
-class WeightSource:
-    filename: str
-    repo_id: str | None = None  # None: a file shipped in assets/
-    revision: str | None = None
-
-    @property
-    def fetch_hint(self) -> str:
-        if self.repo_id is None:
-            return f"it ships in the repository as assets/{self.filename}"
-        return f"fetch it with `hf download {self.repo_id} {self.filename}` on a machine online"
-
-
-@dataclass(frozen=True)
-class TokenizerPreset:
-    name: str
-    args: VQArgs
-    weights: WeightSource
-
-
-@dataclass(frozen=True)
-class ModelPreset:
-    name: str
-    args: ModelArgs
-    weights: WeightSource
-    tokenizer: TokenizerPreset
-    classes: str  # class-name table: imagenet | emoji | numbered
-    runs: ScheduleSpec | None  # the one schedule it was trained for; None: any schedule
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # paper defaults
-    description: str = ""
-    large: bool = False  # needs a GPU to be usable interactively
-
-    @property
-    def image_size(self) -> int:
-        return self.args.grid * self.tokenizer.args.downsample
-
-    def class_names(self) -> ClassNames:
-        return class_table(self.classes, self.args.num_classes)
-
-    def unsupported_reason(self, spec: ScheduleSpec) -> str | None:
-        """Why this model cannot run `spec`, or None when it can."""
-        if spec.grid != self.args.grid:
-            return f"{self.name} generates a {self.args.grid}x{self.args.grid} grid, not {spec.grid}x{spec.grid}"
-        try:
-            schedule = build_schedule(spec)
-            fillers = slot_layout(schedule).num_fillers
-        except ScheduleError as err:
-            return str(err)
-        if self.runs is not None:
-            if schedule != build_schedule(self.runs):
-                return (f"{self.name} was trained for {self.runs.label} only; "
-                        f"{spec.label} would give garbage")
-            return None
-        if fillers > self.args.num_fillers:
-            return (f"{spec.label} needs {fillers} learnable transition tokens; "
-                    f"{self.name} has {self.args.num_fillers}")
-        return None
-
-    def check(self, spec: ScheduleSpec) -> Schedule:
-        reason = self.unsupported_reason(spec)
-        if reason:
-            raise UnsupportedSchedule(reason)
-        return build_schedule(spec)
-
-
-VQ16 = TokenizerPreset("VQ-16", VQArgs(with_encoder=False),
-                       WeightSource("vq_ds16_c2i.pt", LLAMAGEN_REPO))
-
-XL = dict(dim=1280, n_layer=36, n_head=20)
-XXL = dict(dim=1536, n_layer=48, n_head=24)
-B3 = dict(dim=3200, n_layer=24, n_head=32)
-
-
-def _released(name, size, parallel, cfg, filename, repo, description) -> ModelPreset:
-    runs = ScheduleSpec(grid=24, order="distant" if parallel > 1 else "raster", parallel=parallel)
-    return ModelPreset(
-        name=name, args=ModelArgs(**size, num_fillers=parallel - 1),
-        weights=WeightSource(filename, repo), tokenizer=VQ16, classes="imagenet", runs=runs,
-        sampling=SamplingConfig(cfg_scale=cfg), description=description, large=True,
-    )
-
-
-EMOJI_TOKENIZER = TokenizerPreset(
-    "emoji-VQ",
-    # the smallest VQ-16 layout for 64 px -> 16 x 16: 32 channels (GroupNorm's 32 groups) at
-    # every level, one res block per decoder level; ~6-8 ms per 64 px decode on 2 CPU cores
-    VQArgs(codebook_size=512, codebook_embed_dim=8, z_channels=32, ch=32,
-           encoder_ch_mult=(1, 1, 1), decoder_ch_mult=(1, 1, 1), num_res_blocks=0,
-           with_encoder=False),
-    WeightSource("emoji_tokenizer.safetensors"),
-)
-
-EMBEDDED = ModelPreset(
-    name="PAR-emoji (embedded)",
-    # 3 layers at width 256: 4.3-5 ms per guided step on 2 CPU cores (4: 5-6.5, 8: ~10), so a
-    # 4x-distant image with a preview per step stays under a second
-    args=ModelArgs(dim=256, n_layer=3, n_head=8, multiple_of=64, vocab_size=512, grid=16,
-                   num_classes=32, num_fillers=15, target_aware=True),
-    weights=WeightSource("emoji_generator.safetensors"),
-    tokenizer=EMOJI_TOKENIZER, classes="emoji", runs=None,
-    sampling=SamplingConfig(cfg_scale=2.0),
-    description="Our any-order model on 64 px emoji: one set of weights runs every ordering.",
-)
-
-PRESETS: dict[str, ModelPreset] = {p.name: p for p in [
-    EMBEDDED,
-    _released("PAR-XL-4x", XL, 4, 1.5, "PAR-XL-4x.pt", PAR_REPO, "PAR, 775M, 4 tokens per step"),
-    _released("PAR-XXL-4x", XXL, 4, 1.435, "PAR-XXL-4x.pt", PAR_REPO, "PAR, 1.4B, 4 tokens per step"),
-    _released("PAR-3B-4x", B3, 4, 1.345, "PAR-3B-4x.pt", PAR_REPO, "PAR, 3.1B, 4 tokens per step"),
-    _released("PAR-3B-16x", B3, 16, 1.5, "PAR-3B-16x.pt", PAR_REPO, "PAR, 3.1B, 16 tokens per step"),
-    _released("LlamaGen-XL", XL, 1, 1.75, "c2i_XL_384.pt", LLAMAGEN_REPO,
-              "LlamaGen baseline, 775M, one token per step"),
-]}
-DEFAULT_MODEL = EMBEDDED.name
-
-
-def get_preset(name: str) -> ModelPreset:
-    if name in PRESETS:
-        return PRESETS[name]
-    folded = {k.lower(): k for k in PRESETS}
-    if name.lower() in folded:
-        return PRESETS[folded[name.lower()]]
-    raise KeyError(f"unknown model {name!r}; choose one of: {', '.join(PRESETS)}")
 
 
 def local_weight_file(source: WeightSource, cache_dir: str | Path | None = None) -> Path | None:
@@ -296,10 +164,6 @@ class LoadedModel:
     def title(self) -> str:
         suffix = " [random weights: untrained stand-in]" if self.random_weights else ""
         return self.preset.name + suffix
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.transformer.parameters()).device
 
 
 def random_model(preset: ModelPreset, device="cpu", seed: int = 0) -> LoadedModel:

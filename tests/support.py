@@ -10,10 +10,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from par_demo.checkpoints import ModelPreset, TokenizerPreset, WeightSource, get_preset
 from par_demo.models.transformer import ModelArgs
 from par_demo.models.vq import VQArgs
 from par_demo.orders import ScheduleSpec
+from par_demo.presets import ModelPreset, TokenizerPreset, WeightSource, get_preset
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden"
 INDEX = json.loads((GOLDEN / "index.json").read_text())

@@ -9,7 +9,7 @@ import pytest
 from gradio_client import Client
 from PIL import Image
 
-from par_demo.checkpoints import DEFAULT_MODEL, get_preset
+from par_demo.presets import DEFAULT_MODEL, get_preset
 from par_demo.orders import ScheduleSpec, build_schedule
 
 GRID = get_preset(DEFAULT_MODEL).args.grid  # 16: the embedded model's token grid

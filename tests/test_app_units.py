@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from par_demo.checkpoints import DEFAULT_MODEL, PRESETS, get_preset
+from par_demo.presets import DEFAULT_MODEL, PRESETS, get_preset
 from par_demo.orders import ScheduleSpec, build_schedule
 from par_demo.ui import callbacks as cb
 from par_demo.ui.explorer import MAX_ANIMATION_FRAMES, schedule_animation, schedule_figure

@@ -5,11 +5,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from par_demo.checkpoints import (DEFAULT_MODEL, EMBEDDED, PRESETS, CheckpointError,
-                                  UnsupportedSchedule, WeightSource, get_preset, load_model,
+from par_demo.checkpoints import (CheckpointError, load_model, load_transformer,
                                   local_weight_file, read_state_dict, weight_file)
 from par_demo.classes import emoji_classes
 from par_demo.orders import ScheduleSpec
+from par_demo.presets import (DEFAULT_MODEL, EMBEDDED, PRESETS, UnsupportedSchedule, WeightSource,
+                              get_preset)
 from par_demo.sampler import SamplingConfig, generate
 from support import HubCache, golden_expected, golden_weights, save_official, tiny_released_preset
 
@@ -94,7 +95,6 @@ def test_wrong_keys_and_shapes_are_reported(tmp_path):
     state["output.weight"] = torch.zeros(3, 3)
     path = tmp_path / "PAR.safetensors"
     save_file(state, str(path))
-    from par_demo.checkpoints import load_transformer
     with pytest.raises(CheckpointError, match=r"1 missing \(e\.g\. norm\.weight\).*wrong shape"):
         load_transformer(preset, path)
 

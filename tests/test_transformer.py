@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from par_demo.checkpoints import PRESETS
 from par_demo.models.slots import slot_layout
 from par_demo.models.transformer import KVCache, ModelArgs, SlotInputs, Transformer
 from par_demo.orders import ScheduleSpec, build_schedule
+from par_demo.presets import PRESETS
 from support import INDEX, TRANSFORMER_CASES, golden_args, golden_expected, golden_spec, golden_weights
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import gradio as gr
 
-from par_demo.checkpoints import get_preset
+from par_demo.presets import get_preset
 from par_demo.classes import ClassError
 from par_demo.orders import build_schedule
 from par_demo.ui import views

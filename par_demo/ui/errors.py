@@ -8,7 +8,8 @@ from typing import Callable, NoReturn
 
 import gradio as gr
 
-from par_demo.checkpoints import CheckpointError, UnsupportedSchedule
+from par_demo.checkpoints import CheckpointError
+from par_demo.presets import UnsupportedSchedule
 from par_demo.classes import ClassError
 from par_demo.orders import ScheduleError
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from par_demo.checkpoints import DEFAULT_MODEL, PRESETS, get_preset
+from par_demo.presets import DEFAULT_MODEL, PRESETS, get_preset
 from par_demo.orders import ORDERS
 from par_demo.ui import callbacks as cb
 from par_demo.ui.explorer import GRID_RANGE, schedule_figure, schedule_progress

@@ -16,8 +16,8 @@ import spaces  # before anything touches CUDA (a no-op off ZeroGPU)
 import torch
 from spaces.config import Config as SpacesConfig
 
-from par_demo.checkpoints import (DEFAULT_MODEL, PRESETS, LoadedModel, ModelPreset, get_preset,
-                                  load_model, local_weight_file)
+from par_demo.checkpoints import LoadedModel, load_model, local_weight_file
+from par_demo.presets import DEFAULT_MODEL, PRESETS, ModelPreset, get_preset
 
 gpu = spaces.GPU  # returns the function unchanged unless the app runs on ZeroGPU
 

@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from par_demo.animation import side_by_side
-from par_demo.checkpoints import ModelPreset, get_preset
+from par_demo.presets import ModelPreset, get_preset
 from par_demo.classes import ClassError
 from par_demo.orders import Schedule, ScheduleSpec, build_schedule
 from par_demo.sampler import SamplingConfig, StepEvent, sample_steps
