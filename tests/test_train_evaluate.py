@@ -46,6 +46,8 @@ def test_table_rows_cover_the_issue_orderings_with_sane_numbers(report):
         assert r["cpu_ms_previews"] > 0 and r["cpu_ms"] > 0
     real = saved["real"]
     assert 0 <= real["heldout_accuracy"] <= 1 and real["frechet_train_vs_heldout"] >= 0
+    assert 0 <= real["reconstructed_heldout_accuracy"] <= 1
+    assert real["frechet_reconstructed_vs_heldout"] >= 0
     table = (out / "table.md").read_text()
     assert len([line for line in table.splitlines() if line.startswith("| ")]) == 1 + 7
     for r in rows:

@@ -3,6 +3,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from par_demo.checkpoints import (EMBEDDED, EMOJI_TOKENIZER, ModelPreset, load_tokenizer,
@@ -22,21 +23,29 @@ def trained_like():
     return tokenizer, generator
 
 
-def test_exports_load_through_the_app_loader_and_keep_only_the_decoder(trained_like, tmp_path):
+def test_exports_load_through_the_app_loader_and_ship_the_encoder(trained_like, tmp_path):
     tokenizer, generator = trained_like
-    tok_path, gen_path = export_all(tokenizer, generator, tmp_path)
+    tok_path, gen_path = export_all(tokenizer, generator, tmp_path,
+                                    tokenizer_metadata={"training_step": "7"})
     assert tok_path.name == EMOJI_TOKENIZER.weights.filename
     assert gen_path.name == EMBEDDED.weights.filename
     keys = load_file(str(tok_path)).keys()
-    assert not any(k.startswith(("encoder.", "quant_conv.")) for k in keys)
-    assert any(k.startswith("decoder.") for k in keys)
+    assert any(k.startswith("encoder.") for k in keys) and any(k.startswith("decoder.") for k in keys)
+    with safe_open(str(tok_path), "pt") as f:
+        assert f.metadata()["training_step"] == "7"
     loaded_tok = load_tokenizer(EMOJI_TOKENIZER, tok_path)
+    assert not hasattr(loaded_tok, "encoder")  # the app decodes only
     loaded_gen = load_transformer(EMBEDDED, gen_path)
     codes = torch.randint(EMOJI_TOKENIZER.args.codebook_size, (1, 16, 16))
     with torch.no_grad():
         torch.testing.assert_close(loaded_tok.decode_codes(codes), tokenizer.decode_codes(codes))
     for k, v in generator.state_dict().items():
         assert torch.equal(loaded_gen.state_dict()[k], v), k
+    with_encoder = replace(EMOJI_TOKENIZER, args=tokenizer.args)
+    image = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(load_tokenizer(with_encoder, tok_path).encode(image).codes,
+                                   tokenizer.encode(image).codes, rtol=0, atol=0)
     assert (tok_path.stat().st_size + gen_path.stat().st_size) < 40e6
 
 

@@ -5,15 +5,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from par_demo.models.vq import VQModel
 from par_demo.orders import ScheduleSpec, build_schedule
 from par_demo.sampler import SamplingConfig, generate
-from par_demo.train.checkpoint import checkpoint_path, load_state
+from par_demo.train.checkpoint import checkpoint_path, load_state, training_metadata
 from par_demo.train.codes import encode_dataset
 from par_demo.train.config import EVAL_SCHEDULES, profile
 from par_demo.train.generator import load_trained_generator, main, train_generator
-from par_demo.train.runtime import MetricsLog, OptimConfig
+from par_demo.train.runtime import MetricsLog, OptimConfig, learning_rate
 from test_train_emoji_data import tiny_dataset
 
 CONFIG = profile("toy").generator
@@ -102,3 +103,29 @@ def test_mirrored_grids_are_used_except_for_unflipped_classes(grids, tmp_path):
     assert not torch.equal(weights("always", flip_p=1.0), never)
     assert torch.equal(weights("none_flippable", flip_p=1.0,
                                unflipped_classes=grids.class_names), never)
+
+
+def test_training_continues_from_exported_weights_with_a_rewarm(grids, tmp_path):
+    base = replace(CONFIG, optim=replace(CONFIG.optim, warmup_steps=2))
+    model = train_generator(base, grids, tmp_path / "first", "cpu", quiet=True)
+    shipped = tmp_path / "shipped.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(shipped),
+              metadata=training_metadata(load_state(tmp_path / "first")))
+    longer = replace(base, steps=base.steps + 2)
+    train_generator(longer, grids, tmp_path / "next", "cpu", quiet=True, init_from=shipped,
+                    chunk_steps=0)
+    assert load_state(tmp_path / "next").step == base.steps
+    for k, v in model.state_dict().items():
+        assert torch.equal(load_state(tmp_path / "next").model[k], v), k
+    continued = train_generator(longer, grids, tmp_path / "next", "cpu", resume=True, quiet=True)
+    state = load_state(tmp_path / "next")
+    assert state.step == longer.steps and int(state.extra["rewarm_from"]) == base.steps
+    assert not torch.equal(continued.state_dict()["output.weight"],
+                           model.state_dict()["output.weight"])
+    lrs = [r["lr"] for r in MetricsLog(tmp_path / "next").read() if "lr" in r]
+    # fresh optimizer moments: the first continued step runs at half the scheduled rate
+    assert lrs[0] == pytest.approx(learning_rate(base.optim, base.steps, longer.steps) / 2)
+    assert lrs[1] == pytest.approx(learning_rate(base.optim, base.steps + 1, longer.steps))
+    with pytest.raises(ValueError, match="another config"):
+        train_generator(replace(base, class_dropout_p=0.5), grids, tmp_path / "other", "cpu",
+                        quiet=True, init_from=shipped)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -51,6 +53,24 @@ def load_state(run: Path) -> TrainingState | None:
 
 # How long and how often a run reports; changing them does not change what is trained.
 BOOKKEEPING = ("steps", "log_every", "eval_every", "save_every")
+
+
+def training_metadata(state: TrainingState) -> dict[str, str]:
+    """What an exported weight file records of its run, so training can continue from it."""
+    return {"training_step": str(state.step), "training_config": json.dumps(state.config)}
+
+
+def load_exported(path: Path) -> TrainingState:
+    """Weights and step of an exported file, to continue training from it with fresh optimizer
+    moments (full training states stay out of git; exported weights do not)."""
+    with safe_open(str(path), "pt") as f:
+        metadata = f.metadata() or {}
+    if "training_step" not in metadata or "training_config" not in metadata:
+        raise ValueError(f"{path} records no training step and config; export it with "
+                         "par_demo.train.export")
+    return TrainingState(step=int(metadata["training_step"]),
+                         config=json.loads(metadata["training_config"]),
+                         model=load_file(str(path)), optimizer={}, extra={})
 
 
 def check_same_config(saved: dict, requested: dict, ignore: tuple[str, ...] = BOOKKEEPING) -> None:

@@ -34,7 +34,7 @@ from par_demo.train.config import EvalConfig, profile
 from par_demo.train.emoji_data import EmojiDataset
 from par_demo.train.generator import load_trained_generator
 from par_demo.train.metrics import frechet_distance
-from par_demo.train.tokenizer import load_trained_tokenizer
+from par_demo.train.tokenizer import decode_codes, encode_images, load_trained_tokenizer
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,13 @@ class OrderingResult:
 
 @dataclass(frozen=True)
 class RealReference:
-    """What real images score: the floor of the distance and the ceiling of the accuracy."""
+    """What real images score: the floor of the distance and the ceiling of the accuracy. The
+    tokenizer's reconstructions of the same training images show what its codes alone cost."""
 
     frechet_train_vs_heldout: float
     heldout_accuracy: float
+    frechet_reconstructed_vs_heldout: float
+    reconstructed_heldout_accuracy: float
 
 
 def sample_images(generator: Transformer, tokenizer: VQModel, schedule: Schedule,
@@ -99,24 +102,36 @@ def time_orderings(generator: Transformer, tokenizer: VQModel, config: EvalConfi
         torch.set_num_threads(threads)
 
 
-def real_reference(classifier: EmojiClassifier, data: EmojiDataset,
-                   heldout_features: np.ndarray) -> RealReference:
-    train_idx = data.indices("train")
+def reconstruct(tokenizer: VQModel, images_NHW3: np.ndarray, batch: int) -> np.ndarray:
+    return decode_codes(tokenizer, encode_images(tokenizer, images_NHW3, batch), batch)
+
+
+def real_reference(classifier: EmojiClassifier, tokenizer: VQModel, data: EmojiDataset,
+                   heldout_features: np.ndarray, batch: int) -> RealReference:
+    train_idx, heldout_idx = data.indices("train"), data.indices("heldout")
     subset = train_idx[np.linspace(0, len(train_idx) - 1, len(heldout_features)).astype(int)]
     train_features, _ = predict(classifier, data.images[subset])
-    _, pred = predict(classifier, data.images[data.indices("heldout")])
+    recon_features, _ = predict(classifier, reconstruct(tokenizer, data.images[subset], batch))
+    _, pred = predict(classifier, data.images[heldout_idx])
+    _, recon_pred = predict(classifier, reconstruct(tokenizer, data.images[heldout_idx], batch))
+    labels = data.labels[heldout_idx]
     return RealReference(frechet_distance(train_features, heldout_features),
-                         float((pred == data.labels[data.indices("heldout")]).mean()))
+                         float((pred == labels).mean()),
+                         frechet_distance(recon_features, heldout_features),
+                         float((recon_pred == labels).mean()))
 
 
 def evaluate_orderings(generator: Transformer, tokenizer: VQModel, classifier: EmojiClassifier,
-                       data: EmojiDataset, config: EvalConfig):
-    """(results per ordering, the real-image reference, sample images per ordering label)."""
+                       data: EmojiDataset, config: EvalConfig, timing: bool = True):
+    """(results per ordering, the real-image reference, sample images per ordering label).
+    Without `timing` the CPU columns are NaN (a guidance sweep needs only the quality)."""
     sampling = SamplingConfig(cfg_scale=config.cfg_scale, temperature=config.temperature,
                               top_k=config.top_k, seed=config.seed)
     heldout_features, _ = predict(classifier, data.images[data.indices("heldout")])
     class_ids = np.repeat(np.arange(data.num_classes), config.images_per_class)
-    timings = time_orderings(generator, tokenizer, config, sampling)
+    nan = (float("nan"), float("nan"))
+    timings = (time_orderings(generator, tokenizer, config, sampling) if timing
+               else {spec.label: nan for spec in config.schedules})
     results, samples = [], {}
     for spec in config.schedules:
         schedule = build_schedule(spec)
@@ -129,7 +144,8 @@ def evaluate_orderings(generator: Transformer, tokenizer: VQModel, classifier: E
             class_accuracy=float((pred == class_ids).mean()),
             cpu_ms=timings[spec.label][0], cpu_ms_previews=timings[spec.label][1]))
         samples[spec.label] = images
-    return results, real_reference(classifier, data, heldout_features), samples
+    reference = real_reference(classifier, tokenizer, data, heldout_features, config.batch_size)
+    return results, reference, samples
 
 
 def format_table(results: list[OrderingResult], reference: RealReference,
@@ -145,7 +161,9 @@ def format_table(results: list[OrderingResult], reference: RealReference,
         "",
         f"Real images: held-out vs training split Frechet distance "
         f"{reference.frechet_train_vs_heldout:.2f}; classifier held-out accuracy "
-        f"{reference.heldout_accuracy:.1%}.",
+        f"{reference.heldout_accuracy:.1%}. Tokenizer reconstructions of the same images: "
+        f"{reference.frechet_reconstructed_vs_heldout:.2f} and "
+        f"{reference.reconstructed_heldout_accuracy:.1%}.",
         f"Guidance {config.cfg_scale}, temperature {config.temperature}, top-k {config.top_k}; "
         f"{config.images_per_class} images per class; CPU timings on {config.cpu_threads} threads.",
     ]
@@ -190,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cfg-scale", type=float, help="override the profile's guidance scale")
     p.add_argument("--temperature", type=float, help="override the profile's temperature")
     p.add_argument("--top-k", type=int, help="override the profile's top-k")
+    p.add_argument("--no-timing", action="store_true", help="skip the CPU timing columns")
     a = p.parse_args(argv)
     config = profile(a.profile).evaluation
     overrides = {"cfg_scale": a.cfg_scale, "temperature": a.temperature, "top_k": a.top_k}
@@ -199,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = load_trained_tokenizer(a.tokenizer_run, a.device)
     classifier = load_trained_classifier(a.classifier_run, data.num_classes, a.device)
     results, reference, samples = evaluate_orderings(generator, tokenizer, classifier, data,
-                                                     config)
+                                                     config, timing=not a.no_timing)
     print(write_report(a.out, results, reference, samples, data, config))
 
 

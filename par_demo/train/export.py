@@ -1,10 +1,13 @@
-"""Write the shipping weights: the generator and the tokenizer's decoder as safetensors.
+"""Write the shipping weights as safetensors: the generator, and the whole tokenizer (the app
+decodes with its decoder; the encoder is there to tokenize a picture a visitor brings).
 
     python -m par_demo.train.export --tokenizer-run runs/tokenizer --generator-run runs/generator \\
-        --out runs/export        # the GPU issue ships them with --out assets
+        --out assets
 
 The trained architectures must equal the EMBEDDED and EMOJI_TOKENIZER presets, and each file is
 read back through the app's own loader before this returns, so a file that is written loads.
+Each file records its training step and config, so training can continue from it
+(`generator --init-from`).
 """
 from __future__ import annotations
 
@@ -19,40 +22,44 @@ from par_demo.checkpoints import (EMBEDDED, ModelPreset, TokenizerPreset, load_t
                                   load_transformer)
 from par_demo.models.transformer import Transformer
 from par_demo.models.vq import VQModel
+from par_demo.train.checkpoint import load_state, training_metadata
 from par_demo.train.generator import load_trained_generator
 from par_demo.train.tokenizer import load_trained_tokenizer
 
-DECODER_PREFIXES = ("decoder.", "quantize.", "post_quant_conv.")  # all that decoding needs
 
-
-def export_tokenizer(model: VQModel, preset: TokenizerPreset, path: Path) -> Path:
-    if replace(model.args, with_encoder=False) != preset.args:
+def export_tokenizer(model: VQModel, preset: TokenizerPreset, path: Path,
+                     metadata: dict[str, str] | None = None) -> Path:
+    if not model.args.with_encoder or replace(model.args, with_encoder=False) != preset.args:
         raise ValueError(f"the trained tokenizer {model.args} is not the {preset.name} preset "
-                         f"{preset.args}")
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
-             if k.startswith(DECODER_PREFIXES)}
+                         f"{preset.args} with its encoder")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(path), metadata={"preset": preset.name})
-    load_tokenizer(preset, path)
+    save_file(state, str(path), metadata={"preset": preset.name, **(metadata or {})})
+    load_tokenizer(replace(preset, args=model.args), path)
     return path
 
 
 def export_generator(model: Transformer, preset: ModelPreset, path: Path,
-                     dtype: torch.dtype = torch.float32) -> Path:
+                     metadata: dict[str, str] | None = None) -> Path:
     if model.args != preset.args:
         raise ValueError(f"the trained generator {model.args} is not the {preset.name} preset "
                          f"{preset.args}")
-    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
+    # fp32: 11 MB, and a later run continues from exactly these weights
+    state = {k: v.detach().to("cpu", torch.float32).contiguous()
+             for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(path), metadata={"preset": preset.name})
+    save_file(state, str(path), metadata={"preset": preset.name, **(metadata or {})})
     load_transformer(preset, path)
     return path
 
 
 def export_all(tokenizer: VQModel, generator: Transformer, out: Path,
-               preset: ModelPreset = EMBEDDED) -> list[Path]:
-    return [export_tokenizer(tokenizer, preset.tokenizer, out / preset.tokenizer.weights.filename),
-            export_generator(generator, preset, out / preset.weights.filename)]
+               preset: ModelPreset = EMBEDDED, tokenizer_metadata: dict[str, str] | None = None,
+               generator_metadata: dict[str, str] | None = None) -> list[Path]:
+    return [export_tokenizer(tokenizer, preset.tokenizer, out / preset.tokenizer.weights.filename,
+                             tokenizer_metadata),
+            export_generator(generator, preset, out / preset.weights.filename,
+                             generator_metadata)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,7 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/export"))
     a = p.parse_args(argv)
     paths = export_all(load_trained_tokenizer(a.tokenizer_run),
-                       load_trained_generator(a.generator_run), a.out)
+                       load_trained_generator(a.generator_run), a.out,
+                       tokenizer_metadata=training_metadata(load_state(a.tokenizer_run)),
+                       generator_metadata=training_metadata(load_state(a.generator_run)))
     for path in paths:
         print(f"{path} ({path.stat().st_size / 1e6:.2f} MB)")
 

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from par_demo.models.transformer import Transformer
 from par_demo.orders import build_schedule
-from par_demo.train.checkpoint import TrainingState, check_same_config, load_state, save_state
+from par_demo.train.checkpoint import (TrainingState, check_same_config, load_exported,
+                                       load_state, save_state)
 from par_demo.train.codes import TokenGrids
 from par_demo.train.config import GeneratorTraining, from_dict, profile
 from par_demo.train.runtime import (Budget, MetricsLog, adamw, autocast, configure_device,
@@ -78,9 +79,10 @@ def heldout_losses(model: Transformer, config: GeneratorTraining, grids: TokenGr
 
 def train_generator(config: GeneratorTraining, grids: TokenGrids, run: Path, device,
                     resume: bool = False, minutes: float | None = None,
-                    chunk_steps: int | None = None,
-                    quiet: bool = False) -> Transformer:
-    """Train until config.steps or the time budget; checkpoints in `run` (resumable)."""
+                    chunk_steps: int | None = None, quiet: bool = False,
+                    init_from: Path | None = None) -> Transformer:
+    """Train until config.steps or the time budget; checkpoints in `run` (resumable). A run
+    folder without a checkpoint may start from exported weights (`init_from`)."""
     device = configure_device(str(device))
     bank = mixture_bank(config.mixture)
     check_compatible(config, grids, bank)
@@ -88,13 +90,19 @@ def train_generator(config: GeneratorTraining, grids: TokenGrids, run: Path, dev
     model = Transformer(config.model).init_weights(torch.Generator().manual_seed(config.seed))
     model = model.to(device).train()
     optimizer = adamw(model, config.optim)
-    step = 0
+    step, rewarm_from = 0, None
     saved = load_state(run) if resume else None
+    if saved is None and init_from is not None:
+        saved = load_exported(init_from)
+        rewarm_from = saved.step
     if saved is not None:
         check_same_config(saved.config, asdict(config))
         model.load_state_dict(saved.model)
-        optimizer.load_state_dict(saved.optimizer)
+        if saved.optimizer:
+            optimizer.load_state_dict(saved.optimizer)
         step = saved.step
+        if "rewarm_from" in saved.extra:
+            rewarm_from = int(saved.extra["rewarm_from"])
 
     log, budget = MetricsLog(run, quiet), Budget(minutes)
     last_step = config.steps if chunk_steps is None else min(config.steps, step + chunk_steps)
@@ -106,14 +114,15 @@ def train_generator(config: GeneratorTraining, grids: TokenGrids, run: Path, dev
     null_class = config.model.num_classes
 
     def checkpoint():
+        extra = {} if rewarm_from is None else {"rewarm_from": torch.tensor(rewarm_from)}
         save_state(run, TrainingState(step, asdict(config), model.state_dict(),
-                                      optimizer.state_dict(), {}))
+                                      optimizer.state_dict(), extra))
 
     clock, running = time.perf_counter(), []
     while step < last_step and not budget.spent():
         g = step_generator(config.seed, step)
         seed_dropout(config.seed, step)
-        set_learning_rate(optimizer, learning_rate(config.optim, step, config.steps))
+        set_learning_rate(optimizer, learning_rate(config.optim, step, config.steps, rewarm_from))
         pick = torch.randint(len(codes), (config.batch_size,), generator=g).to(device)
         flip = (torch.rand(config.batch_size, generator=g) < config.flip_p).to(device)
         drop = (torch.rand(config.batch_size, generator=g) < config.class_dropout_p).to(device)
@@ -136,9 +145,8 @@ def train_generator(config: GeneratorTraining, grids: TokenGrids, run: Path, dev
             clock, running = now, []
         if step % config.save_every == 0 or step == config.steps:
             checkpoint()
-            if step % config.save_every == 0:
-                log.write(step=step, **{f"heldout {k}": v for k, v in
-                                        heldout_losses(model, config, grids, device).items()})
+            log.write(step=step, **{f"heldout {k}": v for k, v in
+                                    heldout_losses(model, config, grids, device).items()})
     checkpoint()
     return model.eval()
 
@@ -153,12 +161,13 @@ def load_trained_generator(run: Path, device="cpu") -> Transformer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    a = training_arguments(__doc__, "--codes", "data/emoji64_codes.npz", "runs/generator", argv)
+    a = training_arguments(__doc__, "--codes", "data/emoji64_codes.npz", "runs/generator", argv,
+                           init_from=True)
     config = profile(a.profile).generator
     if a.steps is not None:
         config = replace(config, steps=a.steps)
     train_generator(config, TokenGrids.load(a.data), a.run, a.device, a.resume, a.minutes,
-                    a.chunk_steps)
+                    a.chunk_steps, init_from=a.init_from)
 
 if __name__ == "__main__":
     main()

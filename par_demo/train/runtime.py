@@ -35,13 +35,18 @@ def adamw(model: torch.nn.Module, config: OptimConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
 
 
-def learning_rate(config: OptimConfig, step: int, total_steps: int) -> float:
-    """Linear warmup, then cosine down to min_lr_ratio * lr at total_steps."""
+def learning_rate(config: OptimConfig, step: int, total_steps: int,
+                  rewarm_from: int | None = None) -> float:
+    """Linear warmup, then cosine down to min_lr_ratio * lr at total_steps. A run continued from
+    exported weights has fresh optimizer moments: it warms up again from `rewarm_from`."""
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
     progress = min(1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps))
     cosine = 0.5 * (1 + math.cos(math.pi * progress))
-    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+    lr = config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+    if rewarm_from is not None:
+        lr *= min(1.0, (step - rewarm_from + 1) / config.warmup_steps)
+    return lr
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -109,7 +114,7 @@ class MetricsLog:
 
 
 def training_arguments(doc: str, data_flag: str, data_default: str, run_default: str,
-                       argv: list[str] | None) -> argparse.Namespace:
+                       argv: list[str] | None, init_from: bool = False) -> argparse.Namespace:
     """The command line every training script shares: data, run folder, profile, device, resume
     and the ways to stop early with a checkpoint."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
@@ -121,4 +126,8 @@ def training_arguments(doc: str, data_flag: str, data_default: str, run_default:
     p.add_argument("--steps", type=int, help="override the profile's total steps")
     p.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this long")
     p.add_argument("--chunk-steps", type=int, help="stop (with a checkpoint) after this many steps")
+    if init_from:
+        p.add_argument("--init-from", type=Path,
+                       help="start an empty run folder from exported weights (e.g. assets/...): "
+                            "their step and config, fresh optimizer moments, a short re-warm-up")
     return p.parse_args(argv)
