@@ -6,7 +6,7 @@ import os
 import sys
 
 from par_demo.ui.layout import CSS, THEME, build_demo
-from par_demo.ui.models import configure_cpu_threads
+from par_demo.ui.machine import configure_cpu_threads
 
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
 

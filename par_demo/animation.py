@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 CAPTION_PX = 22
 MACRO_BLOCK = 16  # H.264 wants frame sides divisible by this
+FRAME_MS_RANGE = (20, 2000)  # frame durations offered and accepted everywhere
 
 
 def caption(frame_HW3: np.ndarray, text: str) -> np.ndarray:
@@ -76,8 +77,9 @@ def write_animation(frames: Sequence[np.ndarray], path: str | Path, frame_ms: in
     """GIF or MP4, chosen by the file extension."""
     if not frames:
         raise ValueError("no frames to write")
-    if not 10 <= frame_ms <= 5000:
-        raise ValueError(f"frame duration must be 10..5000 ms, got {frame_ms}")
+    lo, hi = FRAME_MS_RANGE
+    if not lo <= frame_ms <= hi:
+        raise ValueError(f"frame duration must be {lo}..{hi} ms, got {frame_ms}")
     suffix = Path(path).suffix.lower()
     if suffix == ".gif":
         return write_gif(frames, path, frame_ms)

@@ -60,30 +60,32 @@ class ModelPreset:
     def class_names(self) -> ClassNames:
         return class_table(self.classes, self.args.num_classes)
 
-    def unsupported_reason(self, spec: ScheduleSpec) -> str | None:
-        """Why this model cannot run `spec`, or None when it can."""
+    def check(self, spec: ScheduleSpec) -> Schedule:
+        """The schedule `spec` on this model: the one answer to "can this model run it?".
+        UnsupportedSchedule says why not."""
         if spec.grid != self.args.grid:
-            return f"{self.name} generates a {self.args.grid}x{self.args.grid} grid, not {spec.grid}x{spec.grid}"
+            raise UnsupportedSchedule(f"{self.name} generates a {self.args.grid}x{self.args.grid} "
+                                      f"grid, not {spec.grid}x{spec.grid}")
         try:
             schedule = build_schedule(spec)
             fillers = slot_layout(schedule).num_fillers
         except ScheduleError as err:
-            return str(err)
-        if self.runs is not None:
-            if schedule != build_schedule(self.runs):
-                return (f"{self.name} was trained for {self.runs.label} only; "
-                        f"{spec.label} would give garbage")
-            return None
-        if fillers > self.args.num_fillers:
-            return (f"{spec.label} needs {fillers} learnable transition tokens; "
-                    f"{self.name} has {self.args.num_fillers}")
-        return None
+            raise UnsupportedSchedule(str(err)) from None
+        if self.runs is not None and schedule != build_schedule(self.runs):
+            raise UnsupportedSchedule(f"{self.name} was trained for {self.runs.label} only; "
+                                      f"{spec.label} would give garbage")
+        if self.runs is None and fillers > self.args.num_fillers:
+            raise UnsupportedSchedule(f"{spec.label} needs {fillers} learnable transition "
+                                      f"tokens; {self.name} has {self.args.num_fillers}")
+        return schedule
 
-    def check(self, spec: ScheduleSpec) -> Schedule:
-        reason = self.unsupported_reason(spec)
-        if reason:
-            raise UnsupportedSchedule(reason)
-        return build_schedule(spec)
+    def unsupported_reason(self, spec: ScheduleSpec) -> str | None:
+        """Why this model cannot run `spec`, or None when it can."""
+        try:
+            self.check(spec)
+        except UnsupportedSchedule as err:
+            return str(err)
+        return None
 
 
 VQ16 = TokenizerPreset("VQ-16", VQArgs(with_encoder=False),

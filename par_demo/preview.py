@@ -95,11 +95,18 @@ def enlarge(image_HW3: np.ndarray, size: int) -> np.ndarray:
     return image_HW3.repeat(factor, 0).repeat(factor, 1)
 
 
+def progress_overlay(schedule: Schedule, image_HW3: np.ndarray, step: int) -> np.ndarray:
+    """Figure 3 over the image after `step`: done / current / pending cells while the run goes
+    on, the whole schedule (no cell marked current) once its last step is done."""
+    done = step >= schedule.num_steps - 1
+    return np.asarray(draw_schedule(schedule, size=image_HW3.shape[0],
+                                    progress=None if done else step, image=image_HW3,
+                                    alpha=0.4 if done else 0.55))
+
+
 def step_frame(tokenizer: VQModel, schedule: Schedule, tokens_L: np.ndarray, step: int,
                size: int, overlay: bool = False) -> np.ndarray:
-    """One animation frame: the masked preview after `step`, enlarged to `size` pixels, with the
-    Figure 3 progress drawn over it when `overlay` is set."""
+    """One frame of a run, live or exported: the masked preview after `step`, enlarged to `size`
+    pixels, with the Figure 3 progress drawn over it when `overlay` is set."""
     image = enlarge(masked_preview(tokenizer, tokens_L[None], schedule.grid)[0], size)
-    if overlay:
-        image = np.asarray(draw_schedule(schedule, size=image.shape[0], progress=step, image=image))
-    return image
+    return progress_overlay(schedule, image, step) if overlay else image

@@ -16,10 +16,15 @@ def test_gif_has_every_frame_and_the_chosen_duration(tmp_path):
     assert iio.immeta(path, index=0)["duration"] == 120
 
 
-def test_mp4_plays_the_frames(tmp_path):
-    path = write_animation(frames(6, size=37), tmp_path / "run.mp4", frame_ms=100)
+def test_mp4_plays_the_frames_in_order_and_holds_the_last(tmp_path):
+    source = frames(6, size=37, value=40)  # grey levels 40, 50, ..., 90
+    path = write_animation(source, tmp_path / "run.mp4", frame_ms=100)
     read = iio.imread(path, index=None, plugin="FFMPEG")
-    assert read.shape[0] >= 6 and read.shape[1] % 16 == 0 and read.shape[2] % 16 == 0
+    assert read.shape[0] == 6 + round(1500 / 100) - 1  # the last frame held for 1.5 s
+    assert read.shape[1] % 16 == 0 and read.shape[2] % 16 == 0
+    levels = read[:, :37, :37].reshape(read.shape[0], -1).mean(1)
+    assert np.allclose(levels[:6], [40, 50, 60, 70, 80, 90], atol=3)  # lossy, not reordered
+    assert np.allclose(levels[6:], 90, atol=3)
 
 
 def test_side_by_side_holds_finished_panels():

@@ -1,18 +1,24 @@
 """The app's callbacks and streams called directly (in-process, the real embedded model)."""
 from __future__ import annotations
 
+import logging
+
 import gradio as gr
 import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
 
-from par_demo.presets import DEFAULT_MODEL, PRESETS, get_preset
+from par_demo.checkpoints import local_weight_file
+from par_demo.figure3 import CURRENT_RGB
 from par_demo.orders import ScheduleSpec, build_schedule
+from par_demo.presets import DEFAULT_MODEL, PRESETS, get_preset
+from par_demo.preview import progress_overlay
 from par_demo.ui import callbacks as cb
+from par_demo.ui.errors import friendly
 from par_demo.ui.explorer import MAX_ANIMATION_FRAMES, schedule_animation, schedule_figure
 from par_demo.ui.export import export_compare, export_run
-from par_demo.ui.models import availability
+from par_demo.ui.machine import availability, gpu_available
 from par_demo.ui.runs import (compare_stream, compare_table, generation_stream, plan_compare,
                               plan_run)
 
@@ -40,11 +46,16 @@ def test_embedded_model_is_available_and_released_ones_say_why_not():
     states = availability()
     assert states[DEFAULT_MODEL].ok
     for name in RELEASED:
-        state = states[name]
-        if not state.ok:  # no GPU here, or no weight file: the reason names which
-            assert "GPU" in state.reason or PRESETS[name].weights.filename in state.reason \
-                or PRESETS[name].tokenizer.weights.filename in state.reason
-            assert "(unavailable)" in state.label
+        preset, state = PRESETS[name], states[name]
+        files = [preset.weights, preset.tokenizer.weights]
+        missing = [f.filename for f in files if local_weight_file(f) is None]
+        if not gpu_available():
+            assert not state.ok and "needs a GPU" in state.reason
+        elif missing:
+            assert not state.ok and missing[0] in state.reason
+        else:
+            assert state.ok and state.reason is None
+        assert state.label == (name if state.ok else f"{name} (unavailable)")
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -66,32 +77,33 @@ def test_plan_refuses_bad_input_with_a_reason(overrides, message):
 
 
 def test_generate_check_disables_what_cannot_run():
-    text, button, init = cb.generate_check(DEFAULT_MODEL, 4, "distant", True)
-    assert button["interactive"] is True and "67 steps" in text
-    _, _, init = cb.generate_check(DEFAULT_MODEL, 1, "raster", True)
-    assert init["interactive"] is False  # no initial-token stage at 1x
+    check = cb.generate_check(DEFAULT_MODEL, 4, "distant", True)
+    assert check.run_button["interactive"] is True and "67 steps" in check.check
+    assert check.init["interactive"] is True
+    assert cb.generate_check(DEFAULT_MODEL, 1, "raster", True).init["interactive"] is False
     for name in RELEASED:
         runs = PRESETS[name].runs
-        text, button, _ = cb.generate_check(name, 16 if runs.parallel != 16 else 4, "raster",
-                                            True)
-        assert button["interactive"] is False and text.startswith("✗")
+        check = cb.generate_check(name, 16 if runs.parallel != 16 else 4, "raster", True)
+        assert check.run_button["interactive"] is False and check.check.startswith("✗")
         # switching to it locks the schedule controls to the one it was trained for
-        _, _, parallel, order, init, _ = cb.model_changed(name, "4: heart")
-        assert parallel["value"] == runs.parallel and parallel["interactive"] is False
-        assert order["value"] == runs.order and init["interactive"] is False
+        change = cb.model_changed(name, "4: heart")
+        assert change.parallel["value"] == runs.parallel
+        assert change.parallel["interactive"] is False
+        assert change.order["value"] == runs.order and change.init["interactive"] is False
 
 
 def test_compare_check_needs_two_to_four_orderings():
-    assert cb.compare_check(DEFAULT_MODEL, ["distant 4x"])[1]["interactive"] is False
-    assert cb.compare_check(DEFAULT_MODEL, ["raster 1x", "distant 4x"])[1]["interactive"] is True
+    assert cb.compare_check(DEFAULT_MODEL, ["distant 4x"]).run_button["interactive"] is False
+    check = cb.compare_check(DEFAULT_MODEL, ["raster 1x", "distant 4x"])
+    assert check.run_button["interactive"] is True and "raster 1x: 256 steps" in check.check
     five = ["raster 1x", "distant 4x", "distant 16x", "raster 4x", "random 4x"]
-    text, button = cb.compare_check(DEFAULT_MODEL, five)
-    assert button["interactive"] is False and "2 to 4" in text
+    check = cb.compare_check(DEFAULT_MODEL, five)
+    assert check.run_button["interactive"] is False and "2 to 4" in check.check
 
 
 def test_generation_streams_every_step_and_stops_when_closed():
     p = plan(parallel=16)
-    steps = build_schedule(p.spec).num_steps
+    steps = p.schedule.num_steps
     seen = [record.steps_done for record, _ in generation_stream(p, frame_interval=0.0)]
     assert seen == list(range(1, steps + 1))
 
@@ -115,7 +127,7 @@ def test_streamed_frames_are_throttled_but_always_end_on_the_last_step():
 def test_compare_runs_on_one_step_clock():
     cp = plan_compare(DEFAULT_MODEL, "heart", ["distant 16x", "distant 16x no-init"], 2.0, 1.0,
                       0, 3)
-    steps = [build_schedule(s).num_steps for s in cp.specs]
+    steps = [s.num_steps for s in cp.schedules]
     ticks = list(compare_stream(cp, overlay=True, frame_interval=0.0))
     assert len(ticks) == max(steps)
     for tick, (records, frame) in enumerate(ticks):
@@ -140,3 +152,41 @@ def test_schedule_explorer_draws_or_explains():
     assert image is None and "do not divide a 7x7 grid" in text
     gif = schedule_animation(32, 1, "raster", False, 20)
     assert iio.imread(gif, index=None).shape[0] <= MAX_ANIMATION_FRAMES + 1
+
+
+def _has_current_marking(frame: np.ndarray) -> bool:
+    return bool((frame == np.array(CURRENT_RGB, np.uint8)).all(-1).any())
+
+
+def test_a_finished_run_marks_no_cell_as_current():
+    """Live views and exports draw with one drawer: red marks the step being generated while the
+    run goes on, and the last frame shows the whole schedule instead."""
+    schedule = build_schedule(ScheduleSpec(GRID, "distant", 4, True))
+    black = np.zeros((256, 256, 3), np.uint8)
+    assert _has_current_marking(progress_overlay(schedule, black, schedule.num_steps - 2))
+    assert not _has_current_marking(progress_overlay(schedule, black, schedule.num_steps - 1))
+
+    p = plan(parallel=16)
+    record, views = list(generation_stream(p, frame_interval=3600.0))[-1]
+    assert record.complete and not _has_current_marking(views.overlay)
+    done = export_run(record, overlay=True, frame_ms=50)
+    frames = iio.imread(done.gif, index=None)
+    assert _has_current_marking(frames[-2]) and not _has_current_marking(frames[-1])
+
+
+def test_only_the_projects_refusals_become_messages_and_bugs_are_logged(caplog):
+    @friendly
+    def refuses():
+        plan(class_query="unicorn")
+
+    @friendly
+    def has_a_bug():
+        return {}["no such key"]
+
+    with pytest.raises(gr.Error) as info:
+        refuses()
+    assert info.value.title == "Unknown class"
+    with caplog.at_level(logging.ERROR, logger="par_demo.ui"), pytest.raises(gr.Error) as info:
+        has_a_bug()
+    assert info.value.title == "Server error" and "no such key" not in info.value.message
+    assert any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records)

@@ -8,7 +8,7 @@ from par_demo.train.classifier import (heldout_accuracy, load_trained_classifier
                                        random_shift, train_classifier)
 from par_demo.train.config import profile
 from par_demo.train.runtime import MetricsLog
-from test_train_emoji_data import tiny_dataset
+from support import tiny_dataset
 
 CONFIG = profile("toy").classifier
 

@@ -6,7 +6,7 @@ import torch
 from par_demo.train.codes import TokenGrids, encode_dataset, main
 from par_demo.train.config import profile
 from par_demo.train.tokenizer import encode_images, train_tokenizer
-from test_train_emoji_data import tiny_dataset
+from support import tiny_dataset
 
 
 @pytest.fixture(scope="module")

@@ -1,100 +1,14 @@
-"""Building the emoji dataset from packages in the real emoji-datasource layout.
-
-`write_tiny_packages` is also the data source of the other test_train_* files: npm-style
-tarballs (package/emoji.json, package/img/<style>/64/*.png) holding a few dozen small emoji.
-"""
-import io
-import json
-import tarfile
+"""Building the emoji dataset from packages in the real emoji-datasource layout (tiny ones, made
+by support.write_tiny_packages)."""
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 
 from par_demo.train.emoji_data import (DataConfig, EmojiDataset, build_dataset, main,
                                        read_class_table)
-
-SUBCATEGORIES = ("face-smiling", "animal-mammal", "food-fruit", "country-flag")
-EMOJI_PER_SUBCATEGORY = 5
-APPLE_RED = (255, 0, 0)
-
-
-def _png(rgba_colour: tuple, radius: int, square: bool) -> bytes:
-    """A shape on a transparent 64 x 64 canvas (the real PNGs are RGBA with transparent corners)."""
-    image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(image)
-    box = (32 - radius, 32 - radius, 32 + radius, 32 + radius)
-    (draw.rectangle if square else draw.ellipse)(box, fill=rgba_colour)
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
-def _tarball(path: Path, files: dict[str, bytes]) -> None:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(f"package/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
-
-def _package_json(name: str) -> bytes:
-    return json.dumps({"name": name, "version": "16.0.0"}).encode()
-
-
-def tiny_catalogue() -> list[dict]:
-    entries = []
-    for s, sub in enumerate(SUBCATEGORIES):
-        for k in range(EMOJI_PER_SUBCATEGORY):
-            code = f"{0x1F600 + 16 * s + k:X}"
-            entries.append({"unified": code, "image": f"{code.lower()}.png", "subcategory": sub,
-                            "sort_order": 10 * s + k, "has_img_google": True,
-                            # one emoji without a Twitter drawing
-                            "has_img_twitter": not (s == 0 and k == 0),
-                            "has_img_apple": True})
-    hand = {"unified": "1F44B", "image": "1f44b.png", "subcategory": "hand-fingers-open",
-            "sort_order": 99, "has_img_google": True, "has_img_twitter": True,
-            "skin_variations": {tone: {"unified": f"1F44B-{tone}",
-                                       "image": f"1f44b-{tone.lower()}.png",
-                                       "has_img_google": True, "has_img_twitter": True}
-                                for tone in ("1F3FB", "1F3FF")}}
-    swatch = {"unified": "1F3FB", "image": "1f3fb.png", "subcategory": "skin-tone",
-              "sort_order": 100, "has_img_google": True, "has_img_twitter": True}
-    return entries + [hand, swatch]
-
-
-def _all_images(catalogue: list[dict]) -> list[str]:
-    names = []
-    for e in catalogue:
-        names.append(e["image"])
-        names += [v["image"] for v in (e.get("skin_variations") or {}).values()]
-    return names
-
-
-def write_tiny_packages(folder: Path) -> Path:
-    """The three npm tarballs (and an Apple one that must be ignored) in `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    catalogue = tiny_catalogue()
-    _tarball(folder / "emoji-datasource-16.0.0.tgz",
-             {"package.json": _package_json("emoji-datasource"),
-              "emoji.json": json.dumps(catalogue).encode()})
-    names = _all_images(catalogue)
-    for style, square in (("google", False), ("twitter", True)):
-        files = {f"img/{style}/64/{name}": _png(((40 * i) % 200, 120, 255 - (30 * i) % 200, 255),
-                                                 12 + i % 18, square)
-                 for i, name in enumerate(names)}
-        _tarball(folder / f"emoji-datasource-{style}-16.0.0.tgz",
-                 {"package.json": _package_json(f"emoji-datasource-{style}"), **files})
-    _tarball(folder / "emoji-datasource-apple-16.0.0.tgz",
-             {"package.json": _package_json("emoji-datasource-apple"),
-              **{f"img/apple/64/{name}": _png(APPLE_RED + (255,), 30, True) for name in names}})
-    return folder
-
-
-def tiny_dataset(folder: Path) -> EmojiDataset:
-    return build_dataset(write_tiny_packages(folder / "npm"), read_class_table(), DataConfig(
-        heldout_fraction=0.2))
+# tiny_dataset: test_train_generator/evaluate/export still import it from here
+from support import APPLE_RED, SUBCATEGORIES, tiny_dataset, write_tiny_packages  # noqa: F401
 
 
 @pytest.fixture(scope="module")

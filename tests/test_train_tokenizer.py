@@ -10,7 +10,7 @@ from par_demo.train.config import profile
 from par_demo.train.runtime import MetricsLog
 from par_demo.train.tokenizer import (evaluate_tokenizer, load_trained_tokenizer, main,
                                       restart_dead_codes, train_tokenizer)
-from test_train_emoji_data import tiny_dataset
+from support import tiny_dataset
 
 CONFIG = profile("toy").tokenizer
 

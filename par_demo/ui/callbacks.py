@@ -1,26 +1,32 @@
 """The functions behind the page's events. Each takes the components' values and returns (or
-yields) their new values, so the page, gradio_client and tests all call the same code."""
+yields) a dataclass of their new values, field by field named after the components it updates
+(layout.py wires fields to components by name), so the page, gradio_client and tests all call
+the same code."""
 from __future__ import annotations
 
 import random
-from dataclasses import replace
+from dataclasses import dataclass, field
+from typing import Any
 
 import gradio as gr
 
-from par_demo.presets import get_preset
 from par_demo.classes import ClassError
-from par_demo.orders import build_schedule
+from par_demo.presets import get_preset
 from par_demo.ui import views
 from par_demo.ui.errors import friendly
-from par_demo.ui.explorer import schedule_animation, uncertainty_views
-from par_demo.ui.export import (check_frame_ms, export_compare, export_run, require_comparison,
-                                require_run)
-from par_demo.ui.models import availability
-from par_demo.ui.runs import (COMPARE_ORDERINGS, RunRecord, compare_reason, compare_stream,
-                              compare_table, generation_stream, plan_compare, plan_run,
-                              schedule_spec)
+from par_demo.ui.explorer import (schedule_animation, schedule_figure, schedule_progress,
+                                  uncertainty_views)
+from par_demo.ui.export import export_compare, export_run, require_comparison, require_run
+from par_demo.ui.inputs import SEED_RANGE, frame_ms as checked_frame_ms
+from par_demo.ui.machine import availability
+from par_demo.ui.runs import (RunRecord, compare_schedules, compare_stream, compare_table,
+                              generation_stream, plan_compare, plan_run, run_schedule)
 
 DEFAULT_CLASS = "heart"  # the embedded model's; other models start at class 0
+
+
+def _skip() -> Any:
+    return field(default_factory=gr.skip)
 
 
 def _session(request: gr.Request | None) -> str | None:
@@ -61,90 +67,125 @@ def model_note(model: str) -> str:
     return text
 
 
-def model_changed(model: str, current_class):
-    """New model: its classes, its guidance default, and its schedule (locked when it runs one)."""
-    preset = get_preset(model)
-    names = preset.class_names()
+def _class_update(model: str, current_class):
+    """The new model's classes, keeping the current one when the model has a class of that name."""
+    names = get_preset(model).class_names()
     text = str(current_class or "")
     name = text.split(": ", 1)[1] if ": " in text else text  # "4: heart" -> "heart"
-    try:  # keep the class when the new model has one of that name
+    try:
         keep = names.label(names.resolve(name))
     except ClassError:
         keep = default_class(model)
-    locked = preset.runs is not None
-    schedule_updates = []
-    if locked:
-        r = preset.runs
-        schedule_updates = [gr.update(value=r.parallel, interactive=False),
-                            gr.update(value=r.order if r.order in ("distant", "raster")
-                                      else "distant", interactive=False),
-                            gr.update(value=r.init_tokens, interactive=False)]
+    return gr.update(choices=class_choices(model), value=keep)
+
+
+@dataclass
+class ModelChange:
+    klass: Any
+    cfg: Any
+    parallel: Any = _skip()
+    order: Any = _skip()
+    init: Any = _skip()
+    note: Any = _skip()
+
+
+def model_changed(model: str, current_class) -> ModelChange:
+    """New model: its classes, its guidance default, and its schedule (locked when it runs one)."""
+    preset = get_preset(model)
+    change = ModelChange(_class_update(model, current_class),
+                         gr.update(value=preset.sampling.cfg_scale), note=model_note(model))
+    r = preset.runs
+    if r is None:
+        change.parallel, change.order = gr.update(interactive=True), gr.update(interactive=True)
+        change.init = gr.update()
     else:
-        schedule_updates = [gr.update(interactive=True), gr.update(interactive=True),
-                            gr.update()]
-    return (gr.update(choices=class_choices(model), value=keep),
-            gr.update(value=preset.sampling.cfg_scale), *schedule_updates, model_note(model))
+        change.parallel = gr.update(value=r.parallel, interactive=False)
+        change.order = gr.update(value=r.order if r.order in ("distant", "raster") else "distant",
+                                 interactive=False)
+        change.init = gr.update(value=r.init_tokens, interactive=False)
+    return change
 
 
-def compare_model_changed(model: str, current_class):
-    class_update, cfg_update, *_ = model_changed(model, current_class)
-    return class_update, cfg_update
+@dataclass
+class CompareModelChange:
+    klass: Any
+    cfg: Any
 
 
-def generate_check(model: str, parallel, order, init_tokens):
+def compare_model_changed(model: str, current_class) -> CompareModelChange:
+    return CompareModelChange(_class_update(model, current_class),
+                              gr.update(value=get_preset(model).sampling.cfg_scale))
+
+
+@dataclass
+class RunCheck:
+    check: str  # the schedule's step count, or why it cannot run
+    run_button: Any
+    init: Any
+
+
+def generate_check(model: str, parallel, order, init_tokens) -> RunCheck:
     """Whether the Generate button can run this combination; if not, it is disabled and the
     reason shown. Also: the initial-token switch means nothing at 1x."""
-    preset = get_preset(model)
-    state = availability()[preset.name]
-    init_update = gr.update(interactive=preset.runs is None and int(parallel) > 1)
-    reason = state.reason
-    if reason is None:
-        try:
-            reason = preset.unsupported_reason(schedule_spec(preset, parallel, order, init_tokens))
-        except gr.Error as err:
-            reason = err.message
-    if reason:
-        return (f"✗ {reason}", gr.update(interactive=False, value="Generate (unavailable)"),
-                init_update)
-    spec = schedule_spec(preset, parallel, order, init_tokens)
-    schedule = build_schedule(spec)
-    text = f"{spec.label}: {schedule.num_steps} steps · " + views.speedup_text(schedule)
-    return text, gr.update(interactive=True, value="Generate"), init_update
+    try:
+        preset, schedule = run_schedule(model, parallel, order, init_tokens)
+    except gr.Error as err:
+        return RunCheck(f"✗ {err.message}",
+                        gr.update(interactive=False, value="Generate (unavailable)"),
+                        gr.update(interactive=False))
+    text = (f"{schedule.spec.label}: {schedule.num_steps} steps · "
+            + views.speedup_text(schedule))
+    return RunCheck(text, gr.update(interactive=True, value="Generate"),
+                    gr.update(interactive=preset.runs is None and schedule.spec.parallel > 1))
 
 
-def compare_check(model: str, orderings):
-    preset = get_preset(model)
-    reason = availability()[preset.name].reason or compare_reason(preset, orderings)
-    if reason:
-        return f"✗ {reason}", gr.update(interactive=False)
-    steps = [build_schedule(replace(COMPARE_ORDERINGS[k][1], grid=preset.args.grid)).num_steps
-             for k in orderings]
-    text = " · ".join(f"{k}: {n} steps" for k, n in zip(orderings, steps))
-    return text, gr.update(interactive=True)
+@dataclass
+class CompareCheck:
+    check: str  # each ordering's step count, or why they cannot be compared
+    run_button: Any
+
+
+def compare_check(model: str, orderings) -> CompareCheck:
+    try:
+        _, keys, schedules = compare_schedules(model, orderings)
+    except gr.Error as err:
+        return CompareCheck(f"✗ {err.message}", gr.update(interactive=False))
+    text = " · ".join(f"{k}: {s.num_steps} steps" for k, s in zip(keys, schedules))
+    return CompareCheck(text, gr.update(interactive=True))
 
 
 def random_seed() -> int:
-    return random.SystemRandom().randint(0, 2**31 - 1)
+    return random.SystemRandom().randint(*SEED_RANGE)
 
 
 # ---------------------------------------------------------------- generate
 
+@dataclass
+class GenerateOut:
+    image: Any = _skip()
+    overlay: Any = _skip()
+    tokens: Any = _skip()
+    entropy: Any = _skip()
+    status: Any = _skip()
+    details: Any = _skip()
+    run: RunRecord | None = None
+    timings: dict = field(default_factory=dict)
+
+
 @friendly
 def generate(model, class_query, parallel, order, init_tokens, cfg, temperature, top_k, seed,
              timings):
-    """Stream one generation. Yields (image, overlay, token grid, entropy map, status line,
-    details, run record, timings)."""
+    """Stream one generation, one GenerateOut per frame."""
     plan = plan_run(model, class_query, parallel, order, init_tokens, cfg, temperature, top_k,
                     seed)
     timings = dict(timings or {})
     baseline = timings.get(plan.model)
-    schedule = build_schedule(plan.spec)
-    skip = gr.skip()
-    yield (skip, skip, skip, skip,
-           f"Starting {plan.spec.label} for {plan.class_label} …", skip, None, timings)
+    schedule = plan.schedule
+    yield GenerateOut(status=f"Starting {schedule.spec.label} for {plan.class_label} …",
+                      timings=timings)
     for record, v in generation_stream(plan):
         if record.complete:
-            if plan.spec.parallel == 1:
+            if schedule.spec.parallel == 1:
                 timings[plan.model] = record.elapsed
             status = views.done_line(schedule, record.elapsed, baseline)
             if record.random_weights:
@@ -152,39 +193,58 @@ def generate(model, class_query, parallel, order, init_tokens, cfg, temperature,
         else:
             status = views.live_line(schedule, record.steps_done - 1, record.step_seconds[-1],
                                      record.elapsed)
-        yield (v.image, v.overlay, v.tokens, v.entropy, status, record.summary(), record,
-               timings)
+        yield GenerateOut(v.image, v.overlay, v.tokens, v.entropy, status, record.summary(),
+                          record, timings)
 
 
-def stop_run(record: RunRecord | None):
+@dataclass
+class Stopped:
+    status: Any = _skip()
+    details: Any = _skip()
+
+
+def stop_run(record: RunRecord | None) -> Stopped:
     """The Stop button: the run is cancelled by the event system; this reports where it ended."""
     if record is not None and record.complete:
-        return gr.skip(), gr.skip()
+        return Stopped()
     if record is None:
-        return views.stopped_line(None, 0, 0.0), gr.skip()
-    record.stopped = True
-    summary = record.summary() | {"stopped": True}
-    return views.stopped_line(record.schedule, record.steps_done, record.elapsed), summary
+        return Stopped(views.stopped_line(None, 0, 0.0))
+    return Stopped(views.stopped_line(record.schedule, record.steps_done, record.elapsed),
+                   record.summary() | {"stopped": True})
 
 
-def reset_downloads():
+@dataclass
+class ExportOut:
+    gif: Any
+    mp4: Any
+    animation: Any
+    note: Any
+
+
+def reset_downloads() -> ExportOut:
     """A new run makes the previous files stale: empty and disable the download buttons."""
     off = gr.update(value=None, interactive=False)
-    return off, off, None, ""
+    return ExportOut(off, off, None, "")
 
 
-def enable_downloads():
-    return gr.update(interactive=True), gr.update(interactive=True)
+@dataclass
+class Downloads:
+    gif: Any
+    mp4: Any
+
+
+def enable_downloads() -> Downloads:
+    return Downloads(gr.update(interactive=True), gr.update(interactive=True))
 
 
 @friendly
-def export_run_files(record, overlay, frame_ms, request: gr.Request = None):
-    """GIF and MP4 of the last run. Returns (GIF path, MP4 path, GIF preview, note)."""
-    require_run(record), check_frame_ms(frame_ms)  # refused here, before asking for a GPU
+def export_run_files(record, overlay, frame_ms, request: gr.Request = None) -> ExportOut:
+    """GIF and MP4 of the last run."""
+    require_run(record), checked_frame_ms(frame_ms)  # refused here, before asking for a GPU
     done = export_run(record, overlay, frame_ms, _session(request))
     note = (f"{done.frames} frames (one per step{' done' if not record.complete else ''}), "
             f"{int(frame_ms)} ms each, {'with' if overlay else 'without'} the Figure 3 overlay.")
-    return str(done.gif), str(done.mp4), str(done.gif), note
+    return ExportOut(str(done.gif), str(done.mp4), str(done.gif), note)
 
 
 # ---------------------------------------------------------------- compare
@@ -204,34 +264,85 @@ def _compare_status(records, finished: bool) -> str:
         f"{r.label} {'✓' if r.complete else f'{r.steps_done}/{r.num_steps}'}" for r in records)
 
 
+@dataclass
+class CompareOut:
+    frame: Any = _skip()
+    table: Any = _skip()
+    status: Any = _skip()
+    records: list[RunRecord] | None = None
+
+
 @friendly
 def compare(model, class_query, orderings, overlay, cfg, temperature, top_k, seed, timings):
-    """Stream a comparison. Yields (combined frame, table, status, records)."""
+    """Stream a comparison, one CompareOut per frame."""
     plan = plan_compare(model, class_query, orderings, cfg, temperature, top_k, seed)
     baseline = (timings or {}).get(plan.model)
-    skip = gr.skip()
-    yield skip, skip, f"Starting {len(plan.keys)} orderings for {plan.class_label} …", None
+    yield CompareOut(status=f"Starting {len(plan.keys)} orderings for {plan.class_label} …")
     for records, frame in compare_stream(plan, bool(overlay)):
         finished = all(r.complete for r in records)
-        yield (frame, compare_table(records, baseline), _compare_status(records, finished),
-               records)
+        yield CompareOut(frame, compare_table(records, baseline),
+                         _compare_status(records, finished), records)
+
+
+def compare_stopped() -> str:
+    return "■ **Stopped.**"
 
 
 @friendly
-def export_compare_files(records, overlay, frame_ms, request: gr.Request = None):
-    require_comparison(records), check_frame_ms(frame_ms)
+def export_compare_files(records, overlay, frame_ms, request: gr.Request = None) -> ExportOut:
+    require_comparison(records), checked_frame_ms(frame_ms)
     done = export_compare(records, overlay, frame_ms, _session(request))
     note = (f"{done.frames} frames: all panels on one step clock, each holding its last frame "
             f"when done; {int(frame_ms)} ms each.")
-    return str(done.gif), str(done.mp4), str(done.gif), note
+    return ExportOut(str(done.gif), str(done.mp4), str(done.gif), note)
 
 
 # ---------------------------------------------------------------- understand
 
+@dataclass
+class Explored:
+    figure: Any
+    text: Any
+    step: Any
+    progress: Any
+
+
 @friendly
-def animate_schedule(grid, parallel, order, init_tokens, frame_ms, request: gr.Request = None):
-    return schedule_animation(grid, parallel, order, init_tokens, frame_ms, _session(request))
+def explore(grid, parallel, order, init_tokens) -> Explored:
+    image, text, num_steps = schedule_figure(grid, parallel, order, init_tokens)
+    step = gr.update(maximum=max(num_steps, 2), value=1, interactive=image is not None)
+    return Explored(image, text, step,
+                    schedule_progress(grid, parallel, order, init_tokens, 1))
 
 
-def uncertainty(record):
-    return uncertainty_views(record)
+@dataclass
+class Progress:
+    progress: Any
+
+
+@friendly
+def explore_step(grid, parallel, order, init_tokens, step) -> Progress:
+    return Progress(schedule_progress(grid, parallel, order, init_tokens, step))
+
+
+@dataclass
+class Animated:
+    animation: Any
+
+
+@friendly
+def animate_schedule(grid, parallel, order, init_tokens, frame_ms,
+                     request: gr.Request = None) -> Animated:
+    return Animated(schedule_animation(grid, parallel, order, init_tokens, frame_ms,
+                                       _session(request)))
+
+
+@dataclass
+class Uncertainty:
+    map: Any
+    chart: Any
+    summary: Any
+
+
+def uncertainty(record) -> Uncertainty:
+    return Uncertainty(*uncertainty_views(record))

@@ -15,9 +15,8 @@ from par_demo.orders import ScheduleError
 
 log = logging.getLogger("par_demo.ui")
 
-# what a visitor's input can cause: shown as it is
-USER_ERRORS = (ClassError, ScheduleError, UnsupportedSchedule, CheckpointError, ValueError,
-               KeyError)
+# the project's own refusals: shown to the visitor as they are; anything else is a bug
+REFUSALS = (ClassError, ScheduleError, UnsupportedSchedule, CheckpointError)
 
 
 class InputError(gr.Error):
@@ -31,20 +30,14 @@ def fail(message: str, title: str = "Cannot run this") -> NoReturn:
     raise InputError(message, title)
 
 
-def message_of(err: BaseException) -> str:
-    if isinstance(err, KeyError) and err.args:
-        return str(err.args[0])
-    return str(err)
-
-
 def _convert(err: Exception) -> gr.Error:
     if isinstance(err, gr.Error):
         return err
-    if isinstance(err, USER_ERRORS):
-        return InputError(message_of(err))
-    log.exception("unexpected error in a callback")
-    return gr.Error(f"Something went wrong on the server ({type(err).__name__}: {err}). "
-                    "Try again; if it persists, please report it.", title="Server error",
+    if isinstance(err, REFUSALS):
+        return InputError(str(err))
+    log.error("unexpected error in a callback", exc_info=err)
+    return gr.Error("The server failed on this request (the failure is logged). Try again; if "
+                    "it persists, please report it.", title="Server error",
                     print_exception=False)
 
 

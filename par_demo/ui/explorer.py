@@ -14,30 +14,15 @@ from PIL import Image  # noqa: E402
 
 from par_demo.animation import caption, write_animation  # noqa: E402
 from par_demo.figure3 import draw_schedule  # noqa: E402
-from par_demo.orders import ORDERS, Schedule, ScheduleError, ScheduleSpec, build_schedule  # noqa: E402
-from par_demo.ui import views  # noqa: E402
+from par_demo.orders import Schedule, ScheduleError, build_schedule  # noqa: E402
+from par_demo.ui import inputs, views  # noqa: E402
 from par_demo.ui.errors import fail  # noqa: E402
-from par_demo.ui.export import check_frame_ms, session_dir  # noqa: E402
+from par_demo.ui.export import session_dir  # noqa: E402
 from par_demo.ui.runs import RunRecord  # noqa: E402
 
 FIGURE_PX = 480
 ANIMATION_PX = 360
 MAX_ANIMATION_FRAMES = 120  # longer schedules show several steps per frame
-GRID_RANGE = (2, 32)
-
-
-def explorer_spec(grid, parallel, order, init_tokens) -> ScheduleSpec:
-    try:
-        grid, parallel = int(grid), int(parallel)
-    except (TypeError, ValueError):
-        raise ScheduleError(f"grid and parallelism must be whole numbers, got {grid!r}, "
-                            f"{parallel!r}") from None
-    lo, hi = GRID_RANGE
-    if not lo <= grid <= hi:
-        raise ScheduleError(f"the grid must be {lo}..{hi} tokens per side, got {grid}")
-    if order not in ORDERS:
-        raise ScheduleError(f"unknown ordering {order!r}; choose one of {', '.join(ORDERS)}")
-    return ScheduleSpec(grid=grid, order=order, parallel=parallel, init_tokens=bool(init_tokens))
 
 
 def describe(schedule: Schedule) -> str:
@@ -59,7 +44,7 @@ def schedule_figure(grid, parallel, order, init_tokens):
     """Figure 3 and its description, or (None, the reason) for a schedule that cannot exist.
     The third value is the new maximum of the step slider."""
     try:
-        schedule = build_schedule(explorer_spec(grid, parallel, order, init_tokens))
+        schedule = build_schedule(inputs.explorer_spec(grid, parallel, order, init_tokens))
     except ScheduleError as err:
         return None, f"⚠ {err}", 1
     image = np.asarray(draw_schedule(schedule, size=FIGURE_PX))
@@ -69,7 +54,7 @@ def schedule_figure(grid, parallel, order, init_tokens):
 def schedule_progress(grid, parallel, order, init_tokens, step):
     """Figure 3 as it stands after `step` (1-based) steps: done, current (red), pending (grey)."""
     try:
-        schedule = build_schedule(explorer_spec(grid, parallel, order, init_tokens))
+        schedule = build_schedule(inputs.explorer_spec(grid, parallel, order, init_tokens))
     except ScheduleError:
         return None
     step = min(max(int(step or 1), 1), schedule.num_steps)
@@ -80,10 +65,10 @@ def schedule_progress(grid, parallel, order, init_tokens, step):
 def schedule_animation(grid, parallel, order, init_tokens, frame_ms, session=None) -> str:
     """A looping GIF of the schedule filling in; returns its path."""
     try:
-        schedule = build_schedule(explorer_spec(grid, parallel, order, init_tokens))
+        schedule = build_schedule(inputs.explorer_spec(grid, parallel, order, init_tokens))
     except ScheduleError as err:
         fail(str(err), title="This schedule cannot exist")
-    frame_ms = check_frame_ms(frame_ms)
+    frame_ms = inputs.frame_ms(frame_ms)
     every = math.ceil(schedule.num_steps / MAX_ANIMATION_FRAMES)
     shown = list(range(every - 1, schedule.num_steps - 1, every)) + [schedule.num_steps - 1]
     frames = [caption(np.asarray(draw_schedule(schedule, size=ANIMATION_PX, progress=t)),

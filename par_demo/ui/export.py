@@ -14,15 +14,13 @@ from typing import Sequence
 import numpy as np
 
 from par_demo.animation import side_by_side, write_animation
-from par_demo.preview import step_frame
-from par_demo.ui import views
+from par_demo.ui import inputs, views
 from par_demo.ui.errors import fail
-from par_demo.ui.models import MODELS, gpu, placement
+from par_demo.ui.machine import MODELS, placed
 from par_demo.ui.runs import RunRecord
 
 EXPORT_ROOT = Path(tempfile.gettempdir()) / "par_demo_exports"
 KEEP_SECONDS = 2 * 3600
-FRAME_MS_RANGE = (20, 2000)
 
 
 @dataclass(frozen=True)
@@ -49,17 +47,6 @@ def session_dir(session: str | None) -> Path:
     return folder
 
 
-def check_frame_ms(frame_ms) -> int:
-    try:
-        value = int(round(float(frame_ms)))
-    except (TypeError, ValueError):
-        fail(f"frame duration must be a number of milliseconds, got {frame_ms!r}")
-    lo, hi = FRAME_MS_RANGE
-    if not lo <= value <= hi:
-        fail(f"frame duration must be {lo}..{hi} ms, got {value}")
-    return value
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
@@ -75,13 +62,8 @@ def stem(record: RunRecord, overlay: bool, extra: str = "") -> str:
 def run_frames(loaded, record: RunRecord, overlay: bool, size: int,
                label: str | None = None) -> list[np.ndarray]:
     """One captioned frame per step that the run finished."""
-    schedule = record.schedule
-    frames = []
-    for step, tokens in enumerate(record.tokens):
-        image = step_frame(loaded.tokenizer, schedule, tokens.astype(np.int64), step, size,
-                           overlay)
-        frames.append(views.panel(image, label or record.spec.label, step, record.num_steps))
-    return frames
+    return [views.panel(record.frame(loaded, step, size, overlay), label or record.spec.label,
+                        step, record.num_steps) for step in range(record.steps_done)]
 
 
 def _write(frames: Sequence[np.ndarray], folder: Path, name: str, frame_ms: int) -> Exported:
@@ -108,10 +90,8 @@ def export_run(record: RunRecord | None, overlay: bool, frame_ms, session: str |
                ) -> Exported:
     """GIF and MP4 of a run, one frame per step it finished."""
     record = require_run(record)
-    frame_ms = check_frame_ms(frame_ms)
-    device = placement(record.model)
-    write = _export_run if device == "cpu" else _export_run_on_gpu
-    return write(record, bool(overlay), frame_ms, session, device)
+    return _placed_export_run(record.model, record, bool(overlay), inputs.frame_ms(frame_ms),
+                              session)
 
 
 def _export_run(record: RunRecord, overlay: bool, frame_ms: int, session: str | None,
@@ -121,17 +101,15 @@ def _export_run(record: RunRecord, overlay: bool, frame_ms: int, session: str | 
     return _write(frames, session_dir(session), stem(record, overlay), frame_ms)
 
 
-_export_run_on_gpu = gpu(duration=60)(_export_run)
+_placed_export_run = placed(_export_run, duration=60)
 
 
 def export_compare(records: Sequence[RunRecord] | None, overlay: bool, frame_ms,
                    session: str | None = None) -> Exported:
     """GIF and MP4 of a comparison: its panels side by side on one step clock."""
     records = require_comparison(records)
-    frame_ms = check_frame_ms(frame_ms)
-    device = placement(records[0].model)
-    write = _export_compare if device == "cpu" else _export_compare_on_gpu
-    return write(list(records), bool(overlay), frame_ms, session, device)
+    return _placed_export_compare(records[0].model, list(records), bool(overlay),
+                                  inputs.frame_ms(frame_ms), session)
 
 
 def _export_compare(records: list[RunRecord], overlay: bool, frame_ms: int,
@@ -145,4 +123,4 @@ def _export_compare(records: list[RunRecord], overlay: bool, frame_ms: int,
     return _write(frames, session_dir(session), name, frame_ms)
 
 
-_export_compare_on_gpu = gpu(duration=90)(_export_compare)
+_placed_export_compare = placed(_export_compare, duration=90)

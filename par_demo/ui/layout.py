@@ -4,17 +4,22 @@ endpoints (/generate, /stop, /export, /compare, /export_compare, /schedule, /sch
 (preprocess=False) so that our own checks answer, naming the field at fault."""
 from __future__ import annotations
 
-import gradio as gr
+import functools
+import inspect
+from dataclasses import fields
+from types import SimpleNamespace
 
-from par_demo.presets import DEFAULT_MODEL, PRESETS, get_preset
+import gradio as gr
+import numpy as np
+
+from par_demo.animation import FRAME_MS_RANGE
 from par_demo.orders import ORDERS
-from par_demo.ui import callbacks as cb
-from par_demo.ui.explorer import GRID_RANGE, schedule_figure, schedule_progress
-from par_demo.ui.errors import friendly
-from par_demo.ui.export import FRAME_MS_RANGE
-from par_demo.ui.models import availability
-from par_demo.ui.runs import (COMPARE_HEADERS, COMPARE_ORDERINGS, DEFAULT_COMPARE,
-                              GENERATE_ORDERS, MAX_SEED, PARALLEL_CHOICES)
+from par_demo.presets import DEFAULT_MODEL, PRESETS, get_preset
+from par_demo.ui import callbacks as cb, views
+from par_demo.ui.inputs import (GENERATE_ORDERS, GRID_RANGE, GUIDANCE_RANGE, PARALLEL_CHOICES,
+                                SEED_RANGE, TEMPERATURE_RANGE)
+from par_demo.ui.machine import availability
+from par_demo.ui.runs import COMPARE_HEADERS, COMPARE_ORDERINGS, DEFAULT_COMPARE
 
 TITLE = "PAR: Parallelized Autoregressive Visual Generation"
 
@@ -75,6 +80,42 @@ gif, mp4, preview, note = client.predict(False, 120, api_name="/export_compare")
 """
 
 
+def named(fn, parts: SimpleNamespace, view) -> tuple:
+    """(fn, outputs) for an event: `fn` returns or yields a `view` dataclass, whose fields name
+    the components in `parts` it updates; Gradio gets the fields' values in that order."""
+    outputs = [getattr(parts, f.name) for f in fields(view)]
+
+    def values(out) -> tuple:
+        return tuple(_served(getattr(out, f.name)) for f in fields(view))
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def stream(*args, **kwargs):
+            for out in fn(*args, **kwargs):
+                yield values(out)
+        return stream, outputs
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        return values(fn(*args, **kwargs))
+    return call, outputs
+
+
+def _served(value):
+    """Pictures go to the page as PNG files (see views.png_file); other values as they are."""
+    return views.png_file(value) if isinstance(value, np.ndarray) else value
+
+
+def on(trigger, fn, inputs, parts: SimpleNamespace, view, **kwargs):
+    """`trigger(fn, inputs, outputs)` with the outputs named by `view`'s fields."""
+    fn, outputs = named(fn, parts, view)
+    return trigger(fn=fn, inputs=inputs, outputs=outputs, **kwargs)
+
+
+UI = dict(queue=False, api_visibility="private")  # page-only events: instant, not in the API
+RUN = dict(concurrency_id="model", preprocess=False)  # the events that take the model
+
+
 def _image(label: str, **kwargs) -> gr.Image:
     """A crisp output picture with its caption above it (Gradio's floating label would cover
     the picture's corner)."""
@@ -91,240 +132,228 @@ def _model_dropdown(elem_id: str) -> gr.Dropdown:
                        info="Released checkpoints need a GPU and their files")
 
 
-def _sampling(prefix: str):
+def _class_dropdown(elem_id: str, **kwargs) -> gr.Dropdown:
+    return gr.Dropdown(cb.class_choices(DEFAULT_MODEL), value=cb.default_class(DEFAULT_MODEL),
+                       label="Class", filterable=True, allow_custom_value=True,
+                       elem_id=elem_id, **kwargs)
+
+
+def _run_controls(prefix: str, parts: SimpleNamespace, action: str, check: str) -> gr.Button:
+    """What can run and why not, the sampling settings, the run button; returns Stop."""
+    parts.check = gr.Markdown(check, elem_classes=["par-reason"])
+    _sampling(prefix, parts)
+    with gr.Row():
+        parts.run_button = gr.Button(action, variant="primary", elem_id=f"{prefix}-run")
+        return gr.Button("Stop", variant="stop", elem_id=f"{prefix}-stop")
+
+
+def _sampling(prefix: str, parts: SimpleNamespace) -> None:
     preset = get_preset(DEFAULT_MODEL)
     with gr.Accordion("Sampling", open=True):
-        cfg = gr.Slider(0, 10, value=preset.sampling.cfg_scale, step=0.05,
-                        label="Guidance scale", info="1 = no classifier-free guidance")
-        temperature = gr.Slider(0.05, 3, value=preset.sampling.temperature, step=0.05,
-                                label="Temperature")
-        top_k = gr.Number(value=preset.sampling.top_k, precision=0, minimum=0, label="Top-k",
-                          info="0 keeps every token")
+        parts.cfg = gr.Slider(*GUIDANCE_RANGE, value=preset.sampling.cfg_scale, step=0.05,
+                              label="Guidance scale", info="1 = no classifier-free guidance")
+        parts.temperature = gr.Slider(*TEMPERATURE_RANGE, value=preset.sampling.temperature,
+                                      step=0.05, label="Temperature")
+        parts.top_k = gr.Number(value=preset.sampling.top_k, precision=0, minimum=0,
+                                label="Top-k", info="0 keeps every token")
         with gr.Row(equal_height=True):
-            seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed",
-                             scale=4, elem_id=f"{prefix}-seed")
+            parts.seed = gr.Number(value=0, precision=0, minimum=SEED_RANGE[0],
+                                   maximum=SEED_RANGE[1], label="Seed", scale=4,
+                                   elem_id=f"{prefix}-seed")
             dice = gr.Button("⚄ Random", scale=1, min_width=90, elem_id=f"{prefix}-dice")
-    dice.click(cb.random_seed, None, seed, queue=False, api_visibility="private")
-    return cfg, temperature, top_k, seed
+    dice.click(cb.random_seed, None, parts.seed, queue=False, api_visibility="private")
 
 
-def _export_row(prefix: str):
+def _record_row(prefix: str, api_name: str, export_fn, source) -> SimpleNamespace:
+    """The Record accordion: overlay switch, frame duration, the export button and its files."""
+    r = SimpleNamespace()
     with gr.Accordion("Record: GIF and MP4", open=True):
         with gr.Row(equal_height=True):
-            overlay = gr.Checkbox(value=True, label="Figure 3 overlay on the frames")
-            frame_ms = gr.Slider(*FRAME_MS_RANGE, value=120, step=10,
-                                 label="Frame duration (ms)")
-            export = gr.Button("Make GIF & MP4", variant="secondary", elem_id=f"{prefix}-export")
+            r.with_overlay = gr.Checkbox(value=True, label="Figure 3 overlay on the frames")
+            r.frame_ms = gr.Slider(*FRAME_MS_RANGE, value=120, step=10,
+                                   label="Frame duration (ms)")
+            r.button = gr.Button("Make GIF & MP4", variant="secondary",
+                                 elem_id=f"{prefix}-export")
         with gr.Row():
-            gif = gr.DownloadButton("⬇ Download GIF", interactive=False, elem_id=f"{prefix}-gif")
-            mp4 = gr.DownloadButton("⬇ Download MP4", interactive=False, elem_id=f"{prefix}-mp4")
-        note = gr.Markdown()
-        animation = gr.Image(label="Animation", type="filepath", interactive=False,
-                             elem_classes=["pixelated"])
-    return overlay, frame_ms, export, gif, mp4, note, animation
+            r.gif = gr.DownloadButton("⬇ Download GIF", interactive=False,
+                                      elem_id=f"{prefix}-gif")
+            r.mp4 = gr.DownloadButton("⬇ Download MP4", interactive=False,
+                                      elem_id=f"{prefix}-mp4")
+        r.note = gr.Markdown()
+        r.animation = gr.Image(label="Animation", type="filepath", interactive=False,
+                               elem_classes=["pixelated"])
+    export = on(r.button.click, export_fn, [source, r.with_overlay, r.frame_ms], r,
+                cb.ExportOut, api_name=api_name, **RUN)
+    on(export.success, cb.enable_downloads, None, r, cb.Downloads, **UI)
+    return r
+
+
+GENERATE_EXAMPLES = [  # class, parallelism, ordering, initial tokens, guidance, temperature,
+    # top-k, seed, label
+    ("heart", 4, "distant", True, 2.0, 1.0, 0, 0, "PAR distant 4x"),
+    ("heart", 1, "raster", False, 2.0, 1.0, 0, 0, "raster 1x (baseline)"),
+    ("fruit", 16, "distant", True, 2.0, 1.0, 0, 7, "PAR distant 16x"),
+    ("fruit", 16, "raster", True, 2.0, 1.0, 0, 7, "raster 16x (naive)"),
+    ("bird", 4, "distant", False, 3.0, 0.9, 100, 3, "distant 4x, no initial tokens"),
+]
+
+
+def generate_tab(timings: gr.State) -> SimpleNamespace:
+    """The Generate tab and its events; `runs` are the events that finish a generation."""
+    g = SimpleNamespace(timings=timings, run=gr.State(None))
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            g.model = _model_dropdown("gen-model")
+            g.note = gr.Markdown(cb.model_note(DEFAULT_MODEL), elem_classes=["par-reason"])
+            g.klass = _class_dropdown("gen-class", info="Type to search; an index or a name")
+            g.parallel = gr.Radio([(f"{p}x", p) for p in PARALLEL_CHOICES], value=4,
+                                  label="Parallelism (tokens per step)")
+            g.order = gr.Radio(list(GENERATE_ORDERS), value="distant", label="Ordering")
+            g.init = gr.Checkbox(value=True, label="Sequential initial tokens",
+                                 info="Stage 1: the first tokens one at a time")
+            stop = _run_controls("gen", g, "Generate",
+                                 cb.generate_check(DEFAULT_MODEL, 4, "distant", True).check)
+        with gr.Column(scale=3):
+            g.status = gr.Markdown("Press **Generate** to watch an image being made.",
+                                   elem_classes=["par-status"], elem_id="gen-status")
+            with gr.Row():
+                g.image = _image("Image so far (pending cells masked)", elem_id="gen-image")
+                g.entropy = _image("Uncertainty: entropy of each token", elem_id="gen-entropy")
+            with gr.Row():
+                g.overlay = _image("Figure 3 overlay: which step made each cell",
+                                   elem_id="gen-overlay")
+                g.tokens = _image("Token grid (colour = token id)", elem_id="gen-grid")
+            g.record = _record_row("gen", "export", cb.export_run_files, g.run)
+            with gr.Accordion("Run details", open=False):
+                g.details = gr.JSON(label="Run details")
+    inputs = [g.model, g.klass, g.parallel, g.order, g.init, g.cfg, g.temperature, g.top_k,
+              g.seed]
+    examples = gr.Examples(
+        [[DEFAULT_MODEL, cb.class_label(DEFAULT_MODEL, r[0]), *r[1:8]]
+         for r in GENERATE_EXAMPLES], inputs=inputs, cache_examples=False,
+        label="Examples: click to run",
+        example_labels=[f"{cb.class_label(DEFAULT_MODEL, r[0]).split(': ', 1)[1]} · {r[8]}"
+                        for r in GENERATE_EXAMPLES])
+
+    on(g.model.change, cb.model_changed, [g.model, g.klass], g, cb.ModelChange, **UI)
+    on(gr.on, cb.generate_check, [g.model, g.parallel, g.order, g.init], g, cb.RunCheck,
+       triggers=[c.change for c in (g.model, g.parallel, g.order, g.init)], **UI)
+    starts = (g.run_button.click, examples.load_input_event.then)
+    for start in starts:
+        on(start, cb.reset_downloads, None, g.record, cb.ExportOut, **UI)
+    g.runs = [on(g.run_button.click, cb.generate, inputs + [g.timings], g, cb.GenerateOut,
+                 api_name="generate", show_progress="minimal", **RUN),
+              on(examples.load_input_event.then, cb.generate, inputs + [g.timings], g,
+                 cb.GenerateOut, api_visibility="private", show_progress="minimal", **RUN)]
+    on(stop.click, cb.stop_run, g.run, g, cb.Stopped, cancels=g.runs, api_name="stop",
+       queue=False)
+    return g
+
+
+def compare_tab(timings: gr.State) -> SimpleNamespace:
+    c = SimpleNamespace(timings=timings, records=gr.State(None))
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            c.model = _model_dropdown("cmp-model")
+            c.klass = _class_dropdown("cmp-class")
+            c.orderings = gr.CheckboxGroup(
+                [(desc, key) for key, (desc, _) in COMPARE_ORDERINGS.items()],
+                value=DEFAULT_COMPARE, label="Orderings (2 to 4)", elem_id="cmp-orderings")
+            c.overlay = gr.Checkbox(value=True, label="Figure 3 overlay while streaming")
+            stop = _run_controls("cmp", c, "Compare",
+                                 cb.compare_check(DEFAULT_MODEL, DEFAULT_COMPARE).check)
+        with gr.Column(scale=3):
+            c.status = gr.Markdown(
+                "Same class, same seed, several orderings. All advance one step per tick, so "
+                "the orderings with fewer steps finish first.", elem_classes=["par-status"],
+                elem_id="cmp-status")
+            c.frame = _image("Side by side", elem_id="cmp-frame")
+            c.table = gr.Dataframe(headers=COMPARE_HEADERS, label="Steps, time and speedup. "
+                                   "Speedup in steps = tokens ÷ steps; in time = a 1x run's "
+                                   "seconds ÷ this run's", interactive=False,
+                                   elem_id="cmp-table")
+            c.record = _record_row("cmp", "export_compare", cb.export_compare_files, c.records)
+    gr.Examples(
+        [[DEFAULT_MODEL, cb.class_label(DEFAULT_MODEL, "heart"),
+          ["raster 1x", "distant 4x", "distant 16x"]],
+         [DEFAULT_MODEL, cb.class_label(DEFAULT_MODEL, "smiling face"),
+          ["distant 16x", "raster 16x", "random 4x"]],
+         [DEFAULT_MODEL, cb.class_label(DEFAULT_MODEL, "country flag"),
+          ["distant 4x", "distant 4x no-init"]]],
+        inputs=[c.model, c.klass, c.orderings], cache_examples=False, label="Examples",
+        example_labels=["baseline vs PAR 4x vs 16x", "far apart vs neighbours vs random",
+                        "with vs without initial tokens"])
+
+    on(c.model.change, cb.compare_model_changed, [c.model, c.klass], c, cb.CompareModelChange,
+       **UI)
+    on(gr.on, cb.compare_check, [c.model, c.orderings], c, cb.CompareCheck,
+       triggers=[c.model.change, c.orderings.change], **UI)
+    on(c.run_button.click, cb.reset_downloads, None, c.record, cb.ExportOut, **UI)
+    run = on(c.run_button.click, cb.compare,
+             [c.model, c.klass, c.orderings, c.overlay, c.cfg, c.temperature, c.top_k, c.seed,
+              c.timings], c, cb.CompareOut, api_name="compare", show_progress="minimal", **RUN)
+    stop.click(cb.compare_stopped, None, c.status, cancels=[run], **UI)
+    return c
+
+
+def understand_tab(demo: gr.Blocks) -> SimpleNamespace:
+    u = SimpleNamespace()
+    gr.Markdown("### Schedule explorer: the paper's Figure 3 for any grid")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=260):
+            u.grid = gr.Slider(*GRID_RANGE, value=24, step=1, label="Grid (tokens per side)")
+            u.parallel = gr.Radio([(f"{p}x", p) for p in PARALLEL_CHOICES], value=4,
+                                  label="Parallelism")
+            u.order = gr.Radio(list(ORDERS), value="distant", label="Ordering")
+            u.init = gr.Checkbox(value=True, label="Sequential initial tokens")
+            u.text = gr.Markdown()
+        with gr.Column(scale=2):
+            u.figure = _image("Figure 3: step of each token", elem_id="sch-figure")
+        with gr.Column(scale=2):
+            u.step = gr.Slider(1, 2, value=1, step=1, label="Step", elem_id="sch-step")
+            u.progress = _image("After this step (red: being generated)",
+                                elem_id="sch-progress")
+            with gr.Row(equal_height=True):
+                frame_ms = gr.Slider(*FRAME_MS_RANGE, value=150, step=10,
+                                     label="Frame duration (ms)")
+                animate = gr.Button("Animate", elem_id="sch-animate")
+            u.animation = gr.Image(label="Animation (GIF)", type="filepath",
+                                   interactive=False, elem_classes=["pixelated"])
+    gr.Markdown("### Uncertainty of your last run")
+    gr.Markdown(ENTROPY_TEXT)
+    with gr.Row():
+        u.map = _image("Entropy of each token at the step it was generated", elem_id="unc-map")
+        with gr.Column():
+            gr.Markdown("**Mean entropy per step**", elem_classes=["par-caption"])
+            u.chart = gr.Image(label="Mean entropy per step", show_label=False, type="numpy",
+                               interactive=False, elem_id="unc-chart")
+    u.summary = gr.Markdown("Generate an image first: its uncertainty appears here.")
+
+    schedule = [u.grid, u.parallel, u.order, u.init]
+    ui = dict(concurrency_id="ui", preprocess=False)
+    on(gr.on, cb.explore, schedule, u, cb.Explored, api_name="schedule", concurrency_limit=8,
+       triggers=[demo.load] + [c.change for c in schedule], **ui)
+    on(u.step.change, cb.explore_step, schedule + [u.step], u, cb.Progress,
+       api_name="schedule_step", **ui)
+    on(animate.click, cb.animate_schedule, schedule + [frame_ms], u, cb.Animated,
+       api_name="schedule_animation", **ui)
+    return u
 
 
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
-        run_state = gr.State(None)
-        compare_state = gr.State(None)
         timings = gr.State({})  # model -> seconds of the session's last 1x run
         gr.Markdown(HEADER, elem_id="par-header")
-
         with gr.Tabs():
-            # ------------------------------------------------------------ Generate
             with gr.Tab("Generate", id="generate"):
-                with gr.Row():
-                    with gr.Column(scale=1, min_width=300):
-                        model = _model_dropdown("gen-model")
-                        note = gr.Markdown(cb.model_note(DEFAULT_MODEL),
-                                           elem_classes=["par-reason"])
-                        klass = gr.Dropdown(cb.class_choices(DEFAULT_MODEL),
-                                            value=cb.default_class(DEFAULT_MODEL),
-                                            label="Class", filterable=True,
-                                            allow_custom_value=True, elem_id="gen-class",
-                                            info="Type to search; an index or a name")
-                        parallel = gr.Radio([(f"{p}x", p) for p in PARALLEL_CHOICES], value=4,
-                                            label="Parallelism (tokens per step)")
-                        order = gr.Radio(list(GENERATE_ORDERS), value="distant", label="Ordering")
-                        init = gr.Checkbox(value=True, label="Sequential initial tokens",
-                                           info="Stage 1: the first tokens one at a time")
-                        check = gr.Markdown(cb.generate_check(DEFAULT_MODEL, 4, "distant", True)[0],
-                                            elem_classes=["par-reason"])
-                        cfg, temperature, top_k, seed = _sampling("gen")
-                        with gr.Row():
-                            run_btn = gr.Button("Generate", variant="primary", elem_id="gen-run")
-                            stop_btn = gr.Button("Stop", variant="stop", elem_id="gen-stop")
-                    with gr.Column(scale=3):
-                        status = gr.Markdown("Press **Generate** to watch an image being made.",
-                                             elem_classes=["par-status"], elem_id="gen-status")
-                        with gr.Row():
-                            image = _image("Image so far (pending cells masked)",
-                                           elem_id="gen-image")
-                            entropy_img = _image("Uncertainty: entropy of each token",
-                                                 elem_id="gen-entropy")
-                        with gr.Row():
-                            overlay_img = _image("Figure 3 overlay: which step made each cell",
-                                                 elem_id="gen-overlay")
-                            grid_img = _image("Token grid (colour = token id)", elem_id="gen-grid")
-                        (ex_overlay, ex_ms, export_btn, gif_btn, mp4_btn, ex_note,
-                         ex_anim) = _export_row("gen")
-                        with gr.Accordion("Run details", open=False):
-                            details = gr.JSON(label="Run details")
-                gen_inputs = [model, klass, parallel, order, init, cfg, temperature, top_k, seed]
-                rows = [("heart", 4, "distant", True, 2.0, 1.0, 0, 0, "PAR distant 4x"),
-                        ("heart", 1, "raster", False, 2.0, 1.0, 0, 0, "raster 1x (baseline)"),
-                        ("fruit", 16, "distant", True, 2.0, 1.0, 0, 7, "PAR distant 16x"),
-                        ("fruit", 16, "raster", True, 2.0, 1.0, 0, 7, "raster 16x (naive)"),
-                        ("bird", 4, "distant", False, 3.0, 0.9, 100, 3,
-                         "distant 4x, no initial tokens")]
-                examples = gr.Examples(
-                    [[DEFAULT_MODEL, cb.class_label(DEFAULT_MODEL, r[0]), *r[1:8]] for r in rows],
-                    inputs=gen_inputs, cache_examples=False, label="Examples: click to run",
-                    example_labels=[f"{cb.class_label(DEFAULT_MODEL, r[0]).split(': ', 1)[1]}"
-                                    f" · {r[8]}" for r in rows])
-
-            # ------------------------------------------------------------ Compare
+                generate = generate_tab(timings)
             with gr.Tab("Compare", id="compare"):
-                with gr.Row():
-                    with gr.Column(scale=1, min_width=300):
-                        c_model = _model_dropdown("cmp-model")
-                        c_class = gr.Dropdown(cb.class_choices(DEFAULT_MODEL),
-                                              value=cb.default_class(DEFAULT_MODEL),
-                                              label="Class", filterable=True,
-                                              allow_custom_value=True, elem_id="cmp-class")
-                        orderings = gr.CheckboxGroup(
-                            [(desc, key) for key, (desc, _) in COMPARE_ORDERINGS.items()],
-                            value=DEFAULT_COMPARE, label="Orderings (2 to 4)",
-                            elem_id="cmp-orderings")
-                        c_overlay = gr.Checkbox(value=True,
-                                                label="Figure 3 overlay while streaming")
-                        c_check = gr.Markdown(cb.compare_check(DEFAULT_MODEL, DEFAULT_COMPARE)[0],
-                                              elem_classes=["par-reason"])
-                        c_cfg, c_temperature, c_top_k, c_seed = _sampling("cmp")
-                        with gr.Row():
-                            c_run = gr.Button("Compare", variant="primary", elem_id="cmp-run")
-                            c_stop = gr.Button("Stop", variant="stop", elem_id="cmp-stop")
-                    with gr.Column(scale=3):
-                        c_status = gr.Markdown(
-                            "Same class, same seed, several orderings. All advance one step per "
-                            "tick, so the orderings with fewer steps finish first.",
-                            elem_classes=["par-status"], elem_id="cmp-status")
-                        c_frame = _image("Side by side", elem_id="cmp-frame")
-                        c_table = gr.Dataframe(headers=COMPARE_HEADERS, label="Steps, time and "
-                                               "speedup. Speedup in steps = tokens ÷ steps; in "
-                                               "time = a 1x run's seconds ÷ this run's",
-                                               interactive=False, elem_id="cmp-table")
-                        (cx_overlay, cx_ms, c_export, c_gif, c_mp4, cx_note,
-                         cx_anim) = _export_row("cmp")
-                gr.Examples(
-                    [[DEFAULT_MODEL, cb.class_label(DEFAULT_MODEL, "heart"),
-                      ["raster 1x", "distant 4x", "distant 16x"]],
-                     [DEFAULT_MODEL, cb.class_label(DEFAULT_MODEL, "smiling face"),
-                      ["distant 16x", "raster 16x", "random 4x"]],
-                     [DEFAULT_MODEL, cb.class_label(DEFAULT_MODEL, "country flag"),
-                      ["distant 4x", "distant 4x no-init"]]],
-                    inputs=[c_model, c_class, orderings], cache_examples=False,
-                    label="Examples", example_labels=[
-                        "baseline vs PAR 4x vs 16x", "far apart vs neighbours vs random",
-                        "with vs without initial tokens"])
-
-            # ------------------------------------------------------------ Understand
+                compare_tab(timings)
             with gr.Tab("Understand", id="understand"):
-                gr.Markdown("### Schedule explorer: the paper's Figure 3 for any grid")
-                with gr.Row():
-                    with gr.Column(scale=1, min_width=260):
-                        s_grid = gr.Slider(*GRID_RANGE, value=24, step=1,
-                                           label="Grid (tokens per side)")
-                        s_parallel = gr.Radio([(f"{p}x", p) for p in PARALLEL_CHOICES], value=4,
-                                              label="Parallelism")
-                        s_order = gr.Radio(list(ORDERS), value="distant", label="Ordering")
-                        s_init = gr.Checkbox(value=True, label="Sequential initial tokens")
-                        s_text = gr.Markdown()
-                    with gr.Column(scale=2):
-                        s_figure = _image("Figure 3: step of each token", elem_id="sch-figure")
-                    with gr.Column(scale=2):
-                        s_step = gr.Slider(1, 2, value=1, step=1, label="Step",
-                                           elem_id="sch-step")
-                        s_progress = _image("After this step (red: being generated)",
-                                            elem_id="sch-progress")
-                        with gr.Row(equal_height=True):
-                            s_ms = gr.Slider(*FRAME_MS_RANGE, value=150, step=10,
-                                             label="Frame duration (ms)")
-                            s_animate = gr.Button("Animate", elem_id="sch-animate")
-                        s_anim = gr.Image(label="Animation (GIF)", type="filepath",
-                                          interactive=False, elem_classes=["pixelated"])
-                gr.Markdown("### Uncertainty of your last run")
-                gr.Markdown(ENTROPY_TEXT)
-                with gr.Row():
-                    u_map = _image("Entropy of each token at the step it was generated",
-                                   elem_id="unc-map")
-                    with gr.Column():
-                        gr.Markdown("**Mean entropy per step**", elem_classes=["par-caption"])
-                        u_chart = gr.Image(label="Mean entropy per step", show_label=False,
-                                           type="numpy", interactive=False, elem_id="unc-chart")
-                u_text = gr.Markdown("Generate an image first: its uncertainty appears here.")
-
+                understand = understand_tab(demo)
         with gr.Accordion("Use it from Python (gradio_client)", open=False):
             gr.Markdown(API_TEXT)
-
-        # ------------------------------------------------------------ events: generate
-        ui = dict(queue=False, api_visibility="private")
-        model.change(cb.model_changed, [model, klass],
-                     [klass, cfg, parallel, order, init, note], **ui)
-        gr.on([c.change for c in (model, parallel, order, init)], cb.generate_check,
-              [model, parallel, order, init], [check, run_btn, init], **ui)
-        gen_outputs = [image, overlay_img, grid_img, entropy_img, status, details, run_state,
-                       timings]
-        for trigger in (run_btn.click, examples.load_input_event.then):
-            trigger(cb.reset_downloads, None, [gif_btn, mp4_btn, ex_anim, ex_note], **ui)
-        run = run_btn.click(cb.generate, gen_inputs + [timings], gen_outputs,
-                            api_name="generate", concurrency_id="model", preprocess=False,
-                            show_progress="minimal")
-        example_run = examples.load_input_event.then(
-            cb.generate, gen_inputs + [timings], gen_outputs, api_visibility="private",
-            concurrency_id="model", show_progress="minimal", preprocess=False)
-        for event in (run, example_run):
-            event.success(cb.uncertainty, run_state, [u_map, u_chart, u_text],
-                          api_visibility="private")
-        stop_btn.click(cb.stop_run, run_state, [status, details], cancels=[run, example_run],
-                       api_name="stop", queue=False)
-        export_btn.click(cb.export_run_files, [run_state, ex_overlay, ex_ms],
-                         [gif_btn, mp4_btn, ex_anim, ex_note], api_name="export",
-                         concurrency_id="model", preprocess=False
-                         ).success(cb.enable_downloads, None, [gif_btn, mp4_btn], **ui)
-
-        # ------------------------------------------------------------ events: compare
-        c_model.change(cb.compare_model_changed, [c_model, c_class], [c_class, c_cfg], **ui)
-        gr.on([c_model.change, orderings.change], cb.compare_check, [c_model, orderings],
-              [c_check, c_run], **ui)
-        c_run.click(cb.reset_downloads, None, [c_gif, c_mp4, cx_anim, cx_note], **ui)
-        c_event = c_run.click(
-            cb.compare, [c_model, c_class, orderings, c_overlay, c_cfg, c_temperature, c_top_k,
-                         c_seed, timings],
-            [c_frame, c_table, c_status, compare_state], api_name="compare",
-            concurrency_id="model", preprocess=False, show_progress="minimal")
-        c_stop.click(lambda: "■ **Stopped.**", None, c_status, cancels=[c_event], queue=False,
-                     api_visibility="private")
-        c_export.click(cb.export_compare_files, [compare_state, cx_overlay, cx_ms],
-                       [c_gif, c_mp4, cx_anim, cx_note], api_name="export_compare",
-                       concurrency_id="model", preprocess=False
-                       ).success(cb.enable_downloads, None, [c_gif, c_mp4], **ui)
-
-        # ------------------------------------------------------------ events: understand
-        s_inputs = [s_grid, s_parallel, s_order, s_init]
-        gr.on([demo.load] + [c.change for c in s_inputs], _explore, s_inputs,
-              [s_figure, s_text, s_step, s_progress], api_name="schedule",
-              concurrency_id="ui", concurrency_limit=8, preprocess=False)
-        s_step.change(friendly(schedule_progress), s_inputs + [s_step], s_progress,
-                      api_name="schedule_step", concurrency_id="ui", preprocess=False)
-        s_animate.click(cb.animate_schedule, s_inputs + [s_ms], s_anim,
-                        api_name="schedule_animation", concurrency_id="ui", preprocess=False)
+        for run in generate.runs:
+            on(run.success, cb.uncertainty, generate.run, understand, cb.Uncertainty,
+               api_visibility="private")
     return demo
-
-
-@friendly
-def _explore(grid, parallel, order, init_tokens):
-    image, text, num_steps = schedule_figure(grid, parallel, order, init_tokens)
-    step = gr.update(maximum=max(num_steps, 2), value=1, interactive=image is not None)
-    return image, text, step, schedule_progress(grid, parallel, order, init_tokens, 1)

@@ -1,9 +1,10 @@
 """Runs: checking a request, streaming a generation or a comparison step by step, and the record of
 a run that exports are made from.
 
-The functions that touch the model are wrapped in `gpu` (spaces.GPU): on ZeroGPU they run in a
+The functions that touch the model run through `placed` (machine.py): on ZeroGPU they run in a
 worker that holds the GPU, so they take and yield only picklable CPU data (numpy arrays, strings,
-records), never tensors. Everything that can be refused is refused before, in `plan_*`.
+records), never tensors. Everything that can be refused is refused before, in `plan_*`, and the
+schedule a plan builds is the one the run, its record and its exports use.
 """
 from __future__ import annotations
 
@@ -15,18 +16,16 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from par_demo.animation import side_by_side
-from par_demo.presets import ModelPreset, get_preset
-from par_demo.classes import ClassError
-from par_demo.orders import Schedule, ScheduleSpec, build_schedule
-from par_demo.sampler import SamplingConfig, StepEvent, sample_steps
-from par_demo.ui import views
+from par_demo.orders import Schedule, ScheduleSpec
+from par_demo.presets import ModelPreset, UnsupportedSchedule
+from par_demo.preview import progress_overlay, step_frame
+from par_demo.sampler import StepEvent, sample_steps
+from par_demo.sampling import SamplingConfig
+from par_demo.ui import inputs, views
 from par_demo.ui.errors import fail
-from par_demo.ui.models import MODELS, availability, gpu, placement
+from par_demo.ui.machine import MODELS, placed
 
-PARALLEL_CHOICES = (1, 4, 16)
-GENERATE_ORDERS = ("distant", "raster")
 FRAME_INTERVAL = 0.08  # seconds between streamed frames (~12 per second); fast runs skip some
-MAX_SEED = 2**31 - 1
 
 # Orderings a comparison can put side by side: value -> (description, spec without its grid)
 COMPARE_ORDERINGS: dict[str, tuple[str, ScheduleSpec]] = {
@@ -56,7 +55,7 @@ class RunPlan:
     model: str
     class_id: int
     class_label: str
-    spec: ScheduleSpec
+    schedule: Schedule
     config: SamplingConfig
 
 
@@ -66,134 +65,56 @@ class ComparePlan:
     class_id: int
     class_label: str
     keys: tuple[str, ...]
-    specs: tuple[ScheduleSpec, ...]
+    schedules: tuple[Schedule, ...]
     config: SamplingConfig
 
 
-def usable_preset(model: str | None) -> ModelPreset:
-    if not model:
-        fail("choose a model")
+def _runnable(preset: ModelPreset, spec: ScheduleSpec) -> Schedule:
     try:
-        preset = get_preset(str(model))
-    except KeyError as err:
-        fail(str(err.args[0]))
-    state = availability()[preset.name]
-    if not state.ok:
-        fail(state.reason, title=f"{preset.name} is unavailable here")
-    return preset
+        return preset.check(spec)
+    except UnsupportedSchedule as err:
+        fail(str(err), title="This model cannot run that ordering")
 
 
-def _number(value, name: str, integer: bool = False) -> float:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        fail(f"{name} is required")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        fail(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(number):
-        fail(f"{name} must be a finite number, got {value!r}")
-    if integer:
-        if number != int(number):
-            fail(f"{name} must be a whole number, got {value!r}")
-        return int(number)
-    return number
+def run_schedule(model, parallel, order, init_tokens) -> tuple[ModelPreset, Schedule]:
+    """The model and the schedule of a run, or InputError saying why it cannot run here."""
+    preset = inputs.usable_preset(model)
+    return preset, _runnable(preset, inputs.generate_spec(preset, parallel, order, init_tokens))
 
 
-def resolve_class(preset: ModelPreset, query) -> tuple[int, str]:
-    names = preset.class_names()
-    if query is None or not str(query).strip():
-        fail(f"choose a class (0..{len(names) - 1} or part of a name)")
-    try:
-        index = names.resolve(query)
-    except ClassError as err:
-        fail(f"{err}. {preset.name} knows {len(names)} classes: type part of a name, or an "
-             f"index 0..{len(names) - 1}.", title="Unknown class")
-    return index, names.label(index)
-
-
-GUIDANCE_MAX = 20.0
-TEMPERATURE_MAX = 10.0
-
-
-def sampling_config(preset: ModelPreset, cfg, temperature, top_k, seed) -> SamplingConfig:
-    seed = _number(seed, "seed", integer=True)
-    if not 0 <= seed <= MAX_SEED:
-        fail(f"seed must be in 0..{MAX_SEED}, got {seed}")
-    config = replace(preset.sampling, cfg_scale=_number(cfg, "guidance scale"),
-                     temperature=_number(temperature, "temperature"),
-                     top_k=_number(top_k, "top-k", integer=True), seed=seed)
-    try:
-        config.validate()
-    except ValueError as err:
-        fail(str(err))
-    if config.cfg_scale > GUIDANCE_MAX:
-        fail(f"guidance scale must be at most {GUIDANCE_MAX:g}, got {config.cfg_scale:g}")
-    if config.temperature > TEMPERATURE_MAX:
-        fail(f"temperature must be at most {TEMPERATURE_MAX:g}, got {config.temperature:g}")
-    vocab = preset.args.vocab_size
-    if config.top_k > vocab:
-        fail(f"top-k must be at most the codebook size {vocab} (0 keeps all), "
-             f"got {config.top_k}")
-    return config
-
-
-def schedule_spec(preset: ModelPreset, parallel, order, init_tokens) -> ScheduleSpec:
-    parallel = _number(parallel, "parallelism", integer=True)
-    if parallel not in PARALLEL_CHOICES:
-        fail(f"parallelism must be one of {', '.join(f'{p}x' for p in PARALLEL_CHOICES)}, "
-             f"got {parallel}")
-    if order not in GENERATE_ORDERS:
-        fail(f"ordering must be one of {', '.join(GENERATE_ORDERS)}, got {order!r}")
-    return ScheduleSpec(grid=preset.args.grid, order=order, parallel=parallel,
-                        init_tokens=bool(init_tokens))
+def compare_schedules(model, orderings) -> tuple[ModelPreset, tuple[str, ...],
+                                                 tuple[Schedule, ...]]:
+    """The model, ordering keys and schedules of a comparison, or InputError saying why not."""
+    preset = inputs.usable_preset(model)
+    if isinstance(orderings, str):
+        orderings = [o.strip() for o in orderings.split(",") if o.strip()]
+    keys = tuple(orderings or ())
+    unknown = [k for k in keys if k not in COMPARE_ORDERINGS]
+    if unknown:
+        fail(f"unknown ordering {unknown[0]!r}; choose from: " + ", ".join(COMPARE_ORDERINGS),
+             title="Cannot compare these")
+    if len(set(keys)) != len(keys):
+        fail("each ordering can appear only once", title="Cannot compare these")
+    if not 2 <= len(keys) <= 4:
+        fail(f"choose 2 to 4 orderings to compare (now {len(keys)})", title="Cannot compare these")
+    schedules = tuple(_runnable(preset, replace(COMPARE_ORDERINGS[k][1], grid=preset.args.grid))
+                      for k in keys)
+    return preset, keys, schedules
 
 
 def plan_run(model, class_query, parallel, order, init_tokens, cfg, temperature, top_k,
              seed) -> RunPlan:
-    preset = usable_preset(model)
-    spec = schedule_spec(preset, parallel, order, init_tokens)
-    reason = preset.unsupported_reason(spec)
-    if reason:
-        fail(reason, title="This model cannot run that ordering")
-    class_id, class_label = resolve_class(preset, class_query)
-    config = sampling_config(preset, cfg, temperature, top_k, seed)
-    return RunPlan(preset.name, class_id, class_label, spec, config)
-
-
-def compare_reason(preset: ModelPreset, keys: Sequence[str]) -> str | None:
-    """Why these orderings cannot be compared with this model, or None."""
-    keys = list(keys or [])
-    unknown = [k for k in keys if k not in COMPARE_ORDERINGS]
-    if unknown:
-        return (f"unknown ordering {unknown[0]!r}; choose from: "
-                + ", ".join(COMPARE_ORDERINGS))
-    if len(set(keys)) != len(keys):
-        return "each ordering can appear only once"
-    if not 2 <= len(keys) <= 4:
-        return f"choose 2 to 4 orderings to compare (now {len(keys)})"
-    if preset.runs is not None:
-        return (f"{preset.name} runs only {preset.runs.label}, so there is nothing to compare; "
-                "comparisons need a model that runs any ordering (the embedded one)")
-    for key in keys:
-        spec = replace(COMPARE_ORDERINGS[key][1], grid=preset.args.grid)
-        reason = preset.unsupported_reason(spec)
-        if reason:
-            return reason
-    return None
+    preset, schedule = run_schedule(model, parallel, order, init_tokens)
+    class_id, class_label = inputs.class_id(preset, class_query)
+    config = inputs.sampling_config(preset, cfg, temperature, top_k, seed)
+    return RunPlan(preset.name, class_id, class_label, schedule, config)
 
 
 def plan_compare(model, class_query, orderings, cfg, temperature, top_k, seed) -> ComparePlan:
-    preset = usable_preset(model)
-    if isinstance(orderings, str):
-        orderings = [o.strip() for o in orderings.split(",") if o.strip()]
-    keys = tuple(orderings or ())
-    reason = compare_reason(preset, keys)
-    if reason:
-        fail(reason, title="Cannot compare these")
-    class_id, class_label = resolve_class(preset, class_query)
-    config = sampling_config(preset, cfg, temperature, top_k, seed)
-    specs = tuple(replace(COMPARE_ORDERINGS[k][1], grid=preset.args.grid) for k in keys)
-    return ComparePlan(preset.name, class_id, class_label, keys, specs, config)
+    preset, keys, schedules = compare_schedules(model, orderings)
+    class_id, class_label = inputs.class_id(preset, class_query)
+    config = inputs.sampling_config(preset, cfg, temperature, top_k, seed)
+    return ComparePlan(preset.name, class_id, class_label, keys, schedules, config)
 
 
 # ---------------------------------------------------------------- the record of a run
@@ -206,22 +127,20 @@ class RunRecord:
     random_weights: bool
     class_id: int
     class_label: str
-    spec: ScheduleSpec
+    schedule: Schedule
     config: SamplingConfig
-    num_steps: int
     vocab_size: int
     label: str = ""  # short name of the ordering (comparisons)
     tokens: list[np.ndarray] = field(default_factory=list)  # per step: [L] int16, -1 pending
     step_seconds: list[float] = field(default_factory=list)
     entropy: np.ndarray | None = None  # [L] float32, nan where pending
-    stopped: bool = False
 
     @classmethod
     def start(cls, loaded, class_id: int, class_label: str, schedule: Schedule,
               config: SamplingConfig, label: str = "") -> "RunRecord":
         return cls(loaded.preset.name, loaded.title, loaded.random_weights, class_id,
-                   class_label, schedule.spec, config, schedule.num_steps,
-                   loaded.preset.args.vocab_size, label or schedule.spec.label)
+                   class_label, schedule, config, loaded.preset.args.vocab_size,
+                   label or schedule.spec.label)
 
     def add(self, event: StepEvent) -> None:
         self.tokens.append(event.tokens[0].astype(np.int16))
@@ -232,12 +151,16 @@ class RunRecord:
         return replace(self, tokens=list(self.tokens), step_seconds=list(self.step_seconds))
 
     @property
-    def schedule(self) -> Schedule:
-        return build_schedule(self.spec)
+    def spec(self) -> ScheduleSpec:
+        return self.schedule.spec
+
+    @property
+    def num_steps(self) -> int:
+        return self.schedule.num_steps
 
     @property
     def grid(self) -> int:
-        return self.spec.grid
+        return self.schedule.grid
 
     @property
     def steps_done(self) -> int:
@@ -251,15 +174,19 @@ class RunRecord:
     def elapsed(self) -> float:
         return float(sum(self.step_seconds))
 
+    def frame(self, loaded, step: int, size: int, overlay: bool) -> np.ndarray:
+        """The picture after `step` (0-based), as streamed and as exported."""
+        return step_frame(loaded.tokenizer, self.schedule, self.tokens[step].astype(np.int64),
+                          step, size, overlay)
+
     def summary(self) -> dict:
-        schedule = self.schedule
         return {
             "model": self.title, "random_weights": self.random_weights,
             "class": self.class_id, "class_label": self.class_label,
             "ordering": self.spec.label, "steps": self.num_steps,
             "steps_done": self.steps_done, "complete": self.complete,
-            "tokens": self.grid * self.grid, "tokens_per_step_max": max(schedule.sizes),
-            "speedup_in_steps": round(views.speedup_steps(schedule), 4),
+            "tokens": self.grid * self.grid, "tokens_per_step_max": max(self.schedule.sizes),
+            "speedup_in_steps": round(views.speedup_steps(self.schedule), 4),
             "seconds": round(self.elapsed, 4),
             "ms_per_step": round(self.elapsed / max(self.steps_done, 1) * 1000, 3),
             "seed": self.config.seed, "guidance_scale": self.config.cfg_scale,
@@ -277,58 +204,71 @@ class RunViews:
     entropy: np.ndarray  # entropy heat map with its scale
 
 
-def render_views(loaded, record: RunRecord, schedule: Schedule) -> RunViews:
+def render_views(loaded, record: RunRecord) -> RunViews:
+    step = record.steps_done - 1
+    image = record.frame(loaded, step, views.DISPLAY_PX, overlay=False)
     tokens = record.tokens[-1].astype(np.int64)
-    image = views.preview(loaded.tokenizer, tokens, record.grid,
-                          views.DISPLAY_PX)
-    step = None if record.complete else record.steps_done - 1
-    return RunViews(image, views.overlay(schedule, image, step),
+    return RunViews(image, progress_overlay(record.schedule, image, step),
                     views.token_grid(tokens, record.grid, record.vocab_size),
                     views.entropy_map(record.entropy, record.grid, record.vocab_size))
+
+
+def _generation(plan: RunPlan, frame_interval: float, device: str | None):
+    loaded = MODELS.get(plan.model, device)
+    record = RunRecord.start(loaded, plan.class_id, plan.class_label, plan.schedule, plan.config)
+    events = sample_steps(loaded.transformer, plan.schedule, [plan.class_id], plan.config)
+    last = -math.inf
+    try:
+        for event in events:
+            record.add(event)
+            if event.done or event.step == 0 or time.perf_counter() - last >= frame_interval:
+                yield record.snapshot(), render_views(loaded, record)
+                last = time.perf_counter()
+    finally:
+        events.close()
+
+
+_placed_generation = placed(_generation, duration=90)
 
 
 def generation_stream(plan: RunPlan, frame_interval: float = FRAME_INTERVAL
                       ) -> Iterator[tuple[RunRecord, RunViews]]:
     """(record so far, pictures) after the first step, then at most every `frame_interval`
     seconds, and after the last step. Closing the generator stops the run between steps."""
-    device = placement(plan.model)
-    run = _generation if device == "cpu" else _generation_on_gpu
-    yield from run(plan, frame_interval, device)
-
-
-def _generation(plan: RunPlan, frame_interval: float, device: str | None):
-    loaded = MODELS.get(plan.model, device)
-    schedule = build_schedule(plan.spec)
-    record = RunRecord.start(loaded, plan.class_id, plan.class_label, schedule, plan.config)
-    events = sample_steps(loaded.transformer, schedule, [plan.class_id], plan.config)
-    last = -math.inf
-    try:
-        for event in events:
-            record.add(event)
-            if event.done or event.step == 0 or time.perf_counter() - last >= frame_interval:
-                yield record.snapshot(), render_views(loaded, record, schedule)
-                last = time.perf_counter()
-    finally:
-        events.close()
-
-
-_generation_on_gpu = gpu(duration=90)(_generation)
+    yield from _placed_generation(plan.model, plan, frame_interval)
 
 
 # ---------------------------------------------------------------- streaming a comparison
 
-def compare_frame(loaded, records: Sequence[RunRecord], schedules: Sequence[Schedule],
-                  overlay: bool, size: int = views.PANEL_PX) -> np.ndarray:
-    panels = []
-    for record, schedule in zip(records, schedules):
-        image = views.preview(loaded.tokenizer, record.tokens[-1].astype(np.int64), record.grid,
-                              size)
-        if overlay:
-            image = views.overlay(schedule, image,
-                                  None if record.complete else record.steps_done - 1)
-        panels.append([views.panel(image, record.label, record.steps_done - 1,
-                                   record.num_steps)])
+def compare_frame(loaded, records: Sequence[RunRecord], overlay: bool,
+                  size: int = views.PANEL_PX) -> np.ndarray:
+    panels = [[views.panel(r.frame(loaded, r.steps_done - 1, size, overlay), r.label,
+                           r.steps_done - 1, r.num_steps)] for r in records]
     return side_by_side(panels)[0]
+
+
+def _comparison(plan: ComparePlan, overlay: bool, frame_interval: float, device: str | None):
+    loaded = MODELS.get(plan.model, device)
+    records = [RunRecord.start(loaded, plan.class_id, plan.class_label, s, plan.config, key)
+               for s, key in zip(plan.schedules, plan.keys)]
+    streams = [sample_steps(loaded.transformer, s, [plan.class_id], plan.config)
+               for s in plan.schedules]
+    last = -math.inf
+    try:
+        for tick in range(max(s.num_steps for s in plan.schedules)):
+            for record, stream in zip(records, streams):
+                if not record.complete:
+                    record.add(next(stream))
+            finished = all(r.complete for r in records)
+            if finished or tick == 0 or time.perf_counter() - last >= frame_interval:
+                yield [r.snapshot() for r in records], compare_frame(loaded, records, overlay)
+                last = time.perf_counter()
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+_placed_comparison = placed(_comparison, duration=180)
 
 
 def compare_stream(plan: ComparePlan, overlay: bool = True,
@@ -336,35 +276,7 @@ def compare_stream(plan: ComparePlan, overlay: bool = True,
                    ) -> Iterator[tuple[list[RunRecord], np.ndarray]]:
     """All orderings advance one step per tick (a shared step clock), so an ordering with fewer
     steps visibly finishes first; frames are streamed at most every `frame_interval` seconds."""
-    device = placement(plan.model)
-    run = _comparison if device == "cpu" else _comparison_on_gpu
-    yield from run(plan, overlay, frame_interval, device)
-
-
-def _comparison(plan: ComparePlan, overlay: bool, frame_interval: float, device: str | None):
-    loaded = MODELS.get(plan.model, device)
-    schedules = [build_schedule(spec) for spec in plan.specs]
-    records = [RunRecord.start(loaded, plan.class_id, plan.class_label, s, plan.config, key)
-               for s, key in zip(schedules, plan.keys)]
-    streams = [sample_steps(loaded.transformer, s, [plan.class_id], plan.config)
-               for s in schedules]
-    last = -math.inf
-    try:
-        for tick in range(max(s.num_steps for s in schedules)):
-            for record, stream in zip(records, streams):
-                if not record.complete:
-                    record.add(next(stream))
-            finished = all(r.complete for r in records)
-            if finished or tick == 0 or time.perf_counter() - last >= frame_interval:
-                yield ([r.snapshot() for r in records],
-                       compare_frame(loaded, records, schedules, overlay))
-                last = time.perf_counter()
-    finally:
-        for stream in streams:
-            stream.close()
-
-
-_comparison_on_gpu = gpu(duration=180)(_comparison)
+    yield from _placed_comparison(plan.model, plan, overlay, frame_interval)
 
 
 COMPARE_HEADERS = ["ordering", "steps", "tokens/step", "speedup (steps)", "time (s)", "ms/step",
@@ -378,11 +290,10 @@ def compare_table(records: Sequence[RunRecord], baseline: float | None = None) -
     reference = ones[0] if ones else baseline
     rows = []
     for r in records:
-        schedule = r.schedule
         done = r.complete
         rows.append([
-            r.label, r.num_steps, max(schedule.sizes),
-            round(views.speedup_steps(schedule), 2),
+            r.label, r.num_steps, max(r.schedule.sizes),
+            round(views.speedup_steps(r.schedule), 2),
             round(r.elapsed, 3) if done else "—",
             round(r.elapsed / max(r.steps_done, 1) * 1000, 2),
             round(reference / r.elapsed, 2) if (done and reference and r.elapsed > 0) else "—",

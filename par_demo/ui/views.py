@@ -1,37 +1,55 @@
-"""Pictures and text the app shows: enlarged previews, token grids, entropy maps with their scale,
-panels for comparisons and the live status line. All images are uint8 RGB numpy arrays."""
+"""Pictures and text the app shows beside the run's frames (preview.step_frame): token grids,
+entropy maps with their scale, panels for comparisons and the live status line. All images are uint8 RGB numpy arrays."""
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import tempfile
+import time
+from pathlib import Path
 
 import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from par_demo.animation import caption
-from par_demo.figure3 import draw_schedule
 from par_demo.orders import Schedule
-from par_demo.preview import enlarge, entropy_image, masked_preview, token_grid_image
+from par_demo.preview import entropy_image, token_grid_image
 
 DISPLAY_PX = 256  # small images are enlarged (nearest neighbour) to at least this side
 PANEL_PX = 192  # one panel of a comparison
 COLORBAR_PX = 30
+FRAMES_DIR = Path(tempfile.gettempdir()) / "par_demo_frames"
+FRAMES_KEEP_SECONDS = 3600
+_pruned = [0.0]  # when FRAMES_DIR was last pruned
 
 
-def display_factor(image_px: int, size: int = DISPLAY_PX) -> int:
-    return max(1, size // image_px)
-
-
-def preview(tokenizer, tokens_L: np.ndarray, grid: int, size: int = DISPLAY_PX) -> np.ndarray:
-    """The decoded partial image, pending cells masked, enlarged crisply."""
-    return enlarge(masked_preview(tokenizer, tokens_L[None], grid)[0], size)
-
-
-def overlay(schedule: Schedule, image: np.ndarray, step: int | None) -> np.ndarray:
-    """Figure 3 over the image: progress up to `step`, or the whole schedule when None."""
-    alpha = 0.55 if step is not None else 0.4
-    return np.asarray(draw_schedule(schedule, size=image.shape[0], progress=step, image=image,
-                                    alpha=alpha))
+def png_file(image_HW3: np.ndarray) -> str:
+    """The picture as a PNG file named by its content, written atomically. Gradio caches a numpy
+    picture by rewriting the file of its content hash in place, so a picture that two streams
+    show at once (an early frame, the same for many seeds) could be served half-written; a file
+    path it copies atomically instead."""
+    FRAMES_DIR.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    if now - _pruned[0] > 60:
+        _pruned[0] = now
+        for old in FRAMES_DIR.iterdir():
+            try:
+                if now - old.stat().st_mtime > FRAMES_KEEP_SECONDS:
+                    old.unlink()
+            except OSError:
+                pass
+    image = np.ascontiguousarray(image_HW3, dtype=np.uint8)
+    digest = hashlib.sha1(repr(image.shape).encode() + image.tobytes()).hexdigest()
+    path = FRAMES_DIR / f"{digest}.png"
+    if path.exists():
+        os.utime(path)  # in use again: not pruned
+        return str(path)
+    partial = FRAMES_DIR / f".{digest}.{os.getpid()}.{time.monotonic_ns()}.png"
+    Image.fromarray(image).save(partial)
+    os.replace(partial, path)
+    return str(path)
 
 
 def token_grid(tokens_L: np.ndarray, grid: int, vocab: int, size: int = DISPLAY_PX) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Which models this machine can run, and a cache of the loaded ones.
+"""What this machine can run and where a run goes: model availability, GPU dispatch, CPU threads,
+and a cache of the loaded models.
 
 Availability is decided once at start-up from local files only (no network): the embedded model
 always runs (with seeded random weights until its trained files ship in assets/); a released
@@ -7,6 +8,7 @@ e.g. through the Space's `preload_from_hub`).
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ import torch
 from spaces.config import Config as SpacesConfig
 
 from par_demo.checkpoints import LoadedModel, load_model, local_weight_file
-from par_demo.presets import DEFAULT_MODEL, PRESETS, ModelPreset, get_preset
+from par_demo.presets import PRESETS, ModelPreset, get_preset
 
 gpu = spaces.GPU  # returns the function unchanged unless the app runs on ZeroGPU
 
@@ -51,6 +53,18 @@ def placement(model: str) -> str | None:
 def run_device() -> str:
     """Where a run goes; called inside the @gpu functions, where ZeroGPU has attached its GPU."""
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def placed(fn, duration: int):
+    """`fn(*args, device)` as `call(model, *args)`: run where `placement(model)` says, so on the
+    CPU directly or else inside a @gpu worker that may hold the GPU for `duration` seconds."""
+    on_gpu = gpu(duration=duration)(fn)
+
+    @functools.wraps(fn)
+    def call(model: str, *args):
+        device = placement(model)
+        return (fn if device == "cpu" else on_gpu)(*args, device)
+    return call
 
 
 @dataclass(frozen=True)
@@ -89,10 +103,6 @@ def check_availability(preset: ModelPreset) -> Availability:
 def availability() -> dict[str, Availability]:
     """Every preset's availability, computed once (local files only)."""
     return {name: check_availability(p) for name, p in PRESETS.items()}
-
-
-def default_model() -> str:
-    return DEFAULT_MODEL
 
 
 class ModelCache:
