@@ -7,12 +7,14 @@ a caller can stream previews and stop between steps by simply not asking for the
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
+from par_demo.models.fast import GRAPHED, FastDecoder
 from par_demo.models.slots import slot_layout
 from par_demo.models.transformer import KVCache, SlotInputs, Transformer
 from par_demo.orders import Schedule
@@ -59,12 +61,33 @@ def filter_logits(logits_NV: torch.Tensor, top_k: int, top_p: float) -> torch.Te
 
 def pick_tokens(logits_NV: torch.Tensor, config: SamplingConfig, generator: torch.Generator):
     """Tokens [N] and the entropy [N] of the distribution each was drawn from."""
-    logits = filter_logits(logits_NV / config.temperature, config.top_k, config.top_p)
+    if config.temperature != 1.0:  # x / 1 is x: skipping it changes no token
+        logits_NV = logits_NV / config.temperature
+    logits = filter_logits(logits_NV, config.top_k, config.top_p)
     probs = torch.softmax(logits, dim=-1)
     entropy = torch.special.entr(probs).sum(-1)
     if config.greedy:
         return logits.argmax(-1), entropy
     return torch.multinomial(probs, 1, generator=generator)[:, 0], entropy
+
+
+def plain_steps(model: Transformer, layout, cond_N: torch.Tensor):
+    """Step logits through the module's own forward: the reference the fast path must match."""
+    args = model.args
+    device, dtype = cond_N.device, next(model.parameters()).dtype
+    cache = KVCache.empty(args, cond_N.numel(), layout.kind.size, device, dtype)
+    slots = SlotInputs(*(torch.from_numpy(a) for a in
+                         (layout.kind, layout.cell, layout.filler, layout.target))).to(device)
+    fed_cells = torch.from_numpy(layout.cell.clip(min=0)).to(device)
+
+    def step(t: int, tokens_BL: torch.Tensor) -> torch.Tensor:
+        s0, s1 = int(layout.starts[t]), int(layout.starts[t + 1])
+        fed = tokens_BL[:, fed_cells[s0:s1]]
+        if cond_N.numel() != fed.shape[0]:
+            fed = torch.cat([fed, fed])
+        return model(cond_N, fed, slots[s0:s1], cache, start=s0)
+
+    return step
 
 
 @torch.inference_mode()
@@ -73,7 +96,12 @@ def sample_steps(
     schedule: Schedule,
     class_ids: Sequence[int],
     config: SamplingConfig = SamplingConfig(),
+    fast: bool = True,
+    graphs: bool | None = None,
 ) -> Iterator[StepEvent]:
+    """One StepEvent per step. `fast` runs the step forward of models/fast.py (the same tokens
+    as the plain module forward, which `fast=False` keeps as the reference); `graphs` replays
+    it as CUDA graphs, one per step size (default: on CUDA devices)."""
     config.validate()
     args = model.args
     if schedule.grid != args.grid:
@@ -83,17 +111,29 @@ def sample_steps(
     if layout.num_fillers > args.num_fillers:
         raise ValueError(f"this schedule needs {layout.num_fillers} learnable transition tokens, "
                          f"the model has {args.num_fillers}")
-    param = next(model.parameters())
-    device, dtype = param.device, param.dtype
+    device = next(model.parameters()).device
     B, L = len(class_ids), args.grid * args.grid
     cond = torch.as_tensor(list(class_ids), dtype=torch.long, device=device)
     guided = config.cfg_scale > 1.0
     if guided:
         cond = torch.cat([cond, torch.full_like(cond, args.num_classes)])
-    cache = KVCache.empty(args, cond.numel(), L, device, dtype)
-    slots = SlotInputs(*(torch.from_numpy(a) for a in
-                         (layout.kind, layout.cell, layout.filler, layout.target))).to(device)
-    fed_cells = torch.from_numpy(layout.cell.clip(min=0)).to(device)
+    if graphs is None:
+        graphs = device.type == "cuda"
+    with ExitStack() as stack:
+        if not fast:
+            step_logits = plain_steps(model, layout, cond)
+        elif graphs:
+            step_logits = stack.enter_context(GRAPHED.borrow(model, cond.numel(), L)).run(
+                layout, cond)
+        else:
+            step_logits = FastDecoder(model, cond.numel(), L).run(layout, cond)
+        yield from _step_loop(step_logits, schedule, layout, B, guided, config, device)
+
+
+def _step_loop(step_logits, schedule: Schedule, layout, B: int, guided: bool,
+               config: SamplingConfig, device) -> Iterator[StepEvent]:
+    L = layout.kind.size
+    targets_all = torch.from_numpy(layout.target).to(device)
     tokens = torch.full((B, L), -1, dtype=torch.long, device=device)
     generator = torch.Generator(device).manual_seed(config.seed)
 
@@ -105,15 +145,12 @@ def sample_steps(
         t0 = time.perf_counter()
         s0, s1 = int(layout.starts[t]), int(layout.starts[t + 1])
         targets = layout.target[s0:s1]
-        fed = tokens[:, fed_cells[s0:s1]]
-        if guided:
-            fed = torch.cat([fed, fed])
-        logits = model(cond, fed, slots[s0:s1], cache, start=s0)
+        logits = step_logits(t, tokens)
         if guided:
             cond_logits, uncond_logits = logits.chunk(2)
             logits = uncond_logits + (cond_logits - uncond_logits) * config.cfg_scale
         new, entropy = pick_tokens(logits.reshape(B * len(targets), -1), config, generator)
-        tokens[:, torch.from_numpy(targets).to(device)] = new.view(B, -1)
+        tokens[:, targets_all[s0:s1]] = new.view(B, -1)
         new_np = new.view(B, -1).cpu().numpy()  # waits for the device: the step's true time
         step_seconds = time.perf_counter() - t0
         elapsed += step_seconds

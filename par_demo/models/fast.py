@@ -1,0 +1,234 @@
+"""The transformer's step forward with the per-op overhead taken out, for one schedule and batch.
+
+The plain forward (transformer.py) rebuilds rotary tables and slot embeddings at every step and
+goes through nn.Module calls, which is most of a small model's step on a CPU, and kernel launches
+on a GPU. Here everything that depends only on the schedule is built once per run: the rotary
+factors and the class / filler / target embeddings of every slot. Weights are read straight from
+the model (w1 and w3 concatenated into one matmul); the KV cache is static and owned by the
+decoder. Each op is the plain path's op on the same values, so the logits are the same.
+
+Two ways to attend:
+- prefix (CPU): a step attends to the cache prefix it has filled, a view of the static cache;
+- static (GPU): every step attends to the whole cache under a length mask and writes through a
+  device index, so one CUDA graph per step size replays the forward with one launch.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from par_demo.models.slots import TOKEN, SlotLayout
+from par_demo.models.transformer import SlotInputs, Transformer, rotary_table
+
+
+@dataclass(frozen=True)
+class StepTables:
+    """What one step feeds, besides the tokens: built once per run."""
+
+    start: int  # first slot of the step
+    size: int  # slots in the step
+    fed: torch.Tensor  # [S] cells whose tokens the TOKEN slots feed (0 elsewhere)
+    token_slot: torch.Tensor | None  # [S, 1] bool where the slot feeds a token; None: all do
+    fixed: torch.Tensor | None  # [N, S, D] embedding of the other slots; None: all feed tokens
+    target: torch.Tensor | None  # [S, D] target-cell embedding (any-order model), else None
+    cos: torch.Tensor  # [S, 3 * dim] float32: rotary cos of each q / k component, 1 for v
+    sin: torch.Tensor  # [S, 3 * dim] float32: signed rotary sin, 0 for v
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """transformer.RMSNorm's arithmetic without the module call."""
+    xf = x.float()
+    return (xf * torch.rsqrt(torch.mean(xf * xf, dim=-1, keepdim=True) + eps)).type_as(x) * weight
+
+
+def rotary_factors(cell_S: torch.Tensor, args) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 (cos, sin) [S, 3 * dim] such that qkv * cos + pair_swap(qkv) * sin rotates q and
+    k exactly as apply_rotary does (x0 c - x1 s, x1 c + x0 s) and leaves v as it is."""
+    table = rotary_table(cell_S[None], args.grid, args.head_dim, args.rope_base)[0]  # [S, d/2, 2]
+    c, s = table[..., 0], table[..., 1]
+    cos = torch.stack([c, c], -1).flatten(1)
+    sin = torch.stack([-s, s], -1).flatten(1)
+    ones, zeros = torch.ones_like(cos), torch.zeros_like(sin)
+    heads = args.n_head
+    cos = torch.cat([cos.repeat(1, heads), cos.repeat(1, heads), ones.repeat(1, heads)], -1)
+    sin = torch.cat([sin.repeat(1, heads), sin.repeat(1, heads), zeros.repeat(1, heads)], -1)
+    return cos, sin
+
+
+class FastDecoder:
+    """A model's step forward for N rows (cond and uncond rows together when guided) over
+    sequences of at most `length` slots. `run(layout, cond_N)` returns the step function of one
+    run: step(t, tokens_BL) -> logits [N, S, V], called for t = 0, 1, ... in order."""
+
+    static = False  # attend to the whole cache under a length mask (for CUDA graphs)
+
+    def __init__(self, model: Transformer, rows: int, length: int):
+        a = model.args
+        # weakly: a pooled decoder must not keep its model alive
+        self.model, self.args, self.rows = weakref.ref(model), a, rows
+        param = model.output.weight
+        self.device, self.dtype = param.device, param.dtype
+        self.layers = [dict(
+            attn_norm=blk.attention_norm.weight, wqkv=blk.attention.wqkv.weight,
+            wo=blk.attention.wo.weight, ffn_norm=blk.ffn_norm.weight,
+            w13=torch.cat([blk.feed_forward.w1.weight, blk.feed_forward.w3.weight]),
+            w2=blk.feed_forward.w2.weight,
+        ) for blk in model.layers]
+        self.tok_embeddings = model.tok_embeddings.weight
+        self.norm, self.output = model.norm.weight, model.output.weight
+        # [layer] -> [N, T, 2 (k, v), H, head_dim]: one copy writes a step's keys and values
+        self.cache = torch.zeros(a.n_layer, rows, length, 2, a.n_head, a.head_dim,
+                                 device=self.device, dtype=self.dtype)
+        self.positions = torch.arange(length, device=self.device)
+
+    def tables(self, layout: SlotLayout, cond_N: torch.Tensor) -> list[StepTables]:
+        model, dev = self.model(), self.device
+        slots = SlotInputs(*(torch.from_numpy(x).to(dev) for x in
+                             (layout.kind, layout.cell, layout.filler, layout.target)))
+        N = cond_N.numel()
+        # the plain embedding of every slot with token 0 fed: exact for class and filler slots
+        fixed = model.embed(cond_N, torch.zeros(N, layout.kind.size, dtype=torch.long,
+                                                device=dev), slots)
+        target = (model.target_embeddings.weight[slots.target] if self.args.target_aware
+                  else None)
+        cos, sin = rotary_factors(slots.cell, self.args)
+        steps = []
+        for t in range(len(layout.starts) - 1):
+            s0, s1 = int(layout.starts[t]), int(layout.starts[t + 1])
+            is_token = layout.kind[s0:s1] == TOKEN
+            mixed = not is_token.all()
+            steps.append(StepTables(
+                start=s0, size=s1 - s0,
+                fed=torch.from_numpy(layout.cell[s0:s1].clip(min=0)).to(dev),
+                token_slot=torch.from_numpy(is_token[:, None]).to(dev) if mixed else None,
+                fixed=fixed[:, s0:s1].contiguous() if mixed else None,
+                target=target[s0:s1].contiguous() if target is not None else None,
+                cos=cos[s0:s1].contiguous(), sin=sin[s0:s1].contiguous()))
+        return steps
+
+    def embed(self, tables: StepTables, tokens_BL: torch.Tensor) -> torch.Tensor:
+        h = F.embedding(tokens_BL[:, tables.fed].clamp(min=0), self.tok_embeddings)
+        if tables.target is not None:
+            h = h + tables.target
+        B = h.shape[0]
+        if B != self.rows:  # guided: the uncond rows feed the same tokens
+            h = h.repeat(self.rows // B, 1, 1)
+        if tables.token_slot is not None:
+            h = torch.where(tables.token_slot, h, tables.fixed)
+        return h
+
+    def forward(self, h_NSD: torch.Tensor, cos, sin, start, size: int) -> torch.Tensor:
+        """Logits [N, S, V] of one step's slots at `start` (an int; a device tensor when
+        static)."""
+        a = self.args
+        N, S, D = h_NSD.shape
+        H, hd = a.n_head, a.head_dim
+        if self.static:
+            index = start + self.positions[:size]
+            visible = (self.positions < start + size)[None, None, None]  # [1, 1, 1, T]
+        for i, w in enumerate(self.layers):
+            qkv = F.linear(rms_norm(h_NSD, w["attn_norm"], a.norm_eps), w["wqkv"])
+            # rotated in float32 like apply_rotary (no-ops for float32 weights)
+            qkv = qkv.float()
+            swapped = qkv.view(N, S, -1, 2).flip(-1).view(N, S, 3 * D)
+            qkv = (qkv * cos + swapped * sin).type_as(h_NSD).view(N, S, 3, H, hd)
+            cache = self.cache[i]
+            if self.static:
+                cache.index_copy_(1, index, qkv[:, :, 1:])
+                kv, mask = cache, visible
+            else:
+                cache[:, start:start + S] = qkv[:, :, 1:]
+                kv, mask = cache[:, :start + S], None
+            out = F.scaled_dot_product_attention(
+                qkv[:, :, 0].transpose(1, 2), kv[:, :, 0].transpose(1, 2),
+                kv[:, :, 1].transpose(1, 2), attn_mask=mask)
+            h_NSD = h_NSD + F.linear(out.transpose(1, 2).reshape(N, S, D), w["wo"])
+            gate, up = F.linear(rms_norm(h_NSD, w["ffn_norm"], a.norm_eps),
+                                w["w13"]).chunk(2, dim=-1)
+            h_NSD = h_NSD + F.linear(F.silu(gate) * up, w["w2"])
+        return F.linear(rms_norm(h_NSD, self.norm, a.norm_eps), self.output).float()
+
+    def run(self, layout: SlotLayout, cond_N: torch.Tensor):
+        steps = self.tables(layout, cond_N)
+
+        def step(t: int, tokens_BL: torch.Tensor) -> torch.Tensor:
+            tables = steps[t]
+            return self.forward(self.embed(tables, tokens_BL), tables.cos, tables.sin,
+                                tables.start, tables.size)
+
+        return step
+
+
+class GraphedDecoder(FastDecoder):
+    """The static forward captured as one CUDA graph per step size, on first use of that size;
+    kept between runs (see DecoderPool), so a model's graphs are captured once per batch size.
+    Whatever an earlier run left in the cache is masked and overwritten before it is visible."""
+
+    static = True
+
+    def __init__(self, model: Transformer, rows: int, length: int):
+        super().__init__(model, rows, length)
+        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, dict]] = {}
+        self.pool = torch.cuda.graph_pool_handle()
+
+    def _capture(self, size: int, tables: StepTables, h: torch.Tensor) -> tuple:
+        io = dict(h=h.clone(), cos=tables.cos.clone(), sin=tables.sin.clone(),
+                  start=torch.tensor(tables.start, device=self.device))
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up: kernels pick their algorithms outside capture
+            for _ in range(2):
+                self.forward(io["h"], io["cos"], io["sin"], io["start"], size)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self.pool):
+            io["logits"] = self.forward(io["h"], io["cos"], io["sin"], io["start"], size)
+        return graph, io
+
+    def run(self, layout: SlotLayout, cond_N: torch.Tensor):
+        steps = self.tables(layout, cond_N)
+
+        def step(t: int, tokens_BL: torch.Tensor) -> torch.Tensor:
+            tables = steps[t]
+            h = self.embed(tables, tokens_BL)
+            if tables.size not in self.graphs:
+                self.graphs[tables.size] = self._capture(tables.size, tables, h)
+            graph, io = self.graphs[tables.size]
+            io["h"].copy_(h)
+            io["cos"].copy_(tables.cos)
+            io["sin"].copy_(tables.sin)
+            io["start"].fill_(tables.start)
+            graph.replay()
+            return io["logits"]
+
+        return step
+
+
+class DecoderPool:
+    """Graphed decoders kept per (model, rows, length); each serves one run at a time."""
+
+    def __init__(self, kind: type[FastDecoder]):
+        self.kind = kind
+        self._lock = threading.Lock()
+        self._free: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    @contextmanager
+    def borrow(self, model: Transformer, rows: int, length: int):
+        with self._lock:
+            free = self._free.setdefault(model, {}).setdefault((rows, length), [])
+            decoder = free.pop() if free else None
+        if decoder is None:
+            decoder = self.kind(model, rows, length)
+        try:
+            yield decoder
+        finally:
+            with self._lock:
+                self._free.setdefault(model, {}).setdefault((rows, length), []).append(decoder)
+
+
+GRAPHED = DecoderPool(GraphedDecoder)
