@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from par_demo.models.fast import GRAPHED, FastDecoder
+from par_demo.models.fast import FAST, GRAPHED, FastDecoder
 from par_demo.models.slots import slot_layout
 from par_demo.models.transformer import KVCache, SlotInputs, Transformer
 from par_demo.orders import Schedule
@@ -122,8 +122,9 @@ def sample_steps(
     with ExitStack() as stack:
         if not fast:
             step_logits = plain_steps(model, layout, cond)
-        elif graphs:
-            step_logits = stack.enter_context(GRAPHED.borrow(model, cond.numel(), L)).run(
+        elif graphs or device.type == "cpu":  # kept between runs (not on ZeroGPU's devices)
+            pool = GRAPHED if graphs else FAST
+            step_logits = stack.enter_context(pool.borrow(model, cond.numel(), L)).run(
                 layout, cond)
         else:
             step_logits = FastDecoder(model, cond.numel(), L).run(layout, cond)

@@ -91,3 +91,15 @@ def test_cuda_graphs_draw_the_plain_greedy_tokens(spec):
     for _ in range(2):  # the second run replays the graphs captured by the first
         graphed = last_event(model, schedule, [1, 4], config, fast=True, graphs=True)
         assert np.array_equal(plain.tokens, graphed.tokens)
+
+
+def test_a_pooled_decoder_follows_weights_changed_in_place():
+    model = random_model(EMBEDDED, seed=1).transformer
+    schedule = build_schedule(SPECS[1])
+    config = SamplingConfig(cfg_scale=2.0, seed=2)
+    before = last_event(model, schedule, [0], config).tokens
+    with torch.no_grad():
+        model.layers[0].feed_forward.w3.weight.mul_(-1)  # w1 and w3 are fused in the decoder
+    after = last_event(model, schedule, [0], config).tokens
+    assert not np.array_equal(before, after)
+    assert np.array_equal(after, last_event(model, schedule, [0], config, fast=False).tokens)

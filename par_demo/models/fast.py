@@ -28,13 +28,14 @@ from par_demo.models.transformer import SlotInputs, Transformer, rotary_table
 
 @dataclass(frozen=True)
 class StepTables:
-    """What one step feeds, besides the tokens: built once per run."""
+    """What the steps of one run feed besides the tokens, built once per run; step t reads the
+    slots starts[t]:starts[t + 1] of each (views, no copies)."""
 
-    start: int  # first slot of the step
-    size: int  # slots in the step
-    fed: torch.Tensor  # [S] cells whose tokens the TOKEN slots feed (0 elsewhere)
-    token_slot: torch.Tensor | None  # [S, 1] bool where the slot feeds a token; None: all do
-    fixed: torch.Tensor | None  # [N, S, D] embedding of the other slots; None: all feed tokens
+    starts: list[int]  # [num_steps + 1] first slot of each step
+    mixed: list[bool]  # per step: some slot feeds a class or filler embedding, not a token
+    fed: torch.Tensor  # [S] cell whose token each slot feeds (0 where it feeds none)
+    token_slot: torch.Tensor  # [S, 1] bool: the slot feeds a token
+    fixed: torch.Tensor  # [N, S, D] embedding of the class and filler slots
     target: torch.Tensor | None  # [S, D] target-cell embedding (any-order model), else None
     cos: torch.Tensor  # [S, 3 * dim] float32: rotary cos of each q / k component, 1 for v
     sin: torch.Tensor  # [S, 3 * dim] float32: signed rotary sin, 0 for v
@@ -60,6 +61,12 @@ def rotary_factors(cell_S: torch.Tensor, args) -> tuple[torch.Tensor, torch.Tens
     return cos, sin
 
 
+def weight_versions(model: Transformer) -> list[tuple[int, int]]:
+    """Which tensors the weights are and how often each was changed in place: a decoder built
+    before a change (training, load_state_dict) holds stale fused copies."""
+    return [(id(p), p._version) for p in model.parameters()]
+
+
 class FastDecoder:
     """A model's step forward for N rows (cond and uncond rows together when guided) over
     sequences of at most `length` slots. `run(layout, cond_N)` returns the step function of one
@@ -80,46 +87,43 @@ class FastDecoder:
             w2=blk.feed_forward.w2.weight,
         ) for blk in model.layers]
         self.tok_embeddings = model.tok_embeddings.weight
+        self.weights_seen = weight_versions(model)
         self.norm, self.output = model.norm.weight, model.output.weight
         # [layer] -> [N, T, 2 (k, v), H, head_dim]: one copy writes a step's keys and values
         self.cache = torch.zeros(a.n_layer, rows, length, 2, a.n_head, a.head_dim,
                                  device=self.device, dtype=self.dtype)
         self.positions = torch.arange(length, device=self.device)
 
-    def tables(self, layout: SlotLayout, cond_N: torch.Tensor) -> list[StepTables]:
+    def tables(self, layout: SlotLayout, cond_N: torch.Tensor) -> StepTables:
         model, dev = self.model(), self.device
         slots = SlotInputs(*(torch.from_numpy(x).to(dev) for x in
                              (layout.kind, layout.cell, layout.filler, layout.target)))
         N = cond_N.numel()
-        # the plain embedding of every slot with token 0 fed: exact for class and filler slots
-        fixed = model.embed(cond_N, torch.zeros(N, layout.kind.size, dtype=torch.long,
-                                                device=dev), slots)
-        target = (model.target_embeddings.weight[slots.target] if self.args.target_aware
-                  else None)
+        is_token = layout.kind == TOKEN
+        starts = layout.starts.tolist()
         cos, sin = rotary_factors(slots.cell, self.args)
-        steps = []
-        for t in range(len(layout.starts) - 1):
-            s0, s1 = int(layout.starts[t]), int(layout.starts[t + 1])
-            is_token = layout.kind[s0:s1] == TOKEN
-            mixed = not is_token.all()
-            steps.append(StepTables(
-                start=s0, size=s1 - s0,
-                fed=torch.from_numpy(layout.cell[s0:s1].clip(min=0)).to(dev),
-                token_slot=torch.from_numpy(is_token[:, None]).to(dev) if mixed else None,
-                fixed=fixed[:, s0:s1].contiguous() if mixed else None,
-                target=target[s0:s1].contiguous() if target is not None else None,
-                cos=cos[s0:s1].contiguous(), sin=sin[s0:s1].contiguous()))
-        return steps
+        return StepTables(
+            starts=starts,
+            mixed=[not is_token[s0:s1].all() for s0, s1 in zip(starts[:-1], starts[1:])],
+            fed=slots.cell.clamp(min=0),
+            token_slot=torch.from_numpy(is_token[:, None]).to(dev),
+            # the plain embedding of every slot with token 0 fed: exact for class and filler
+            fixed=model.embed(cond_N, torch.zeros(N, layout.kind.size, dtype=torch.long,
+                                                  device=dev), slots),
+            target=(model.target_embeddings.weight[slots.target] if self.args.target_aware
+                    else None),
+            cos=cos, sin=sin)
 
-    def embed(self, tables: StepTables, tokens_BL: torch.Tensor) -> torch.Tensor:
-        h = F.embedding(tokens_BL[:, tables.fed].clamp(min=0), self.tok_embeddings)
+    def embed(self, tables: StepTables, t: int, tokens_BL: torch.Tensor) -> torch.Tensor:
+        s0, s1 = tables.starts[t], tables.starts[t + 1]
+        h = F.embedding(tokens_BL[:, tables.fed[s0:s1]].clamp(min=0), self.tok_embeddings)
         if tables.target is not None:
-            h = h + tables.target
+            h = h + tables.target[s0:s1]
         B = h.shape[0]
         if B != self.rows:  # guided: the uncond rows feed the same tokens
             h = h.repeat(self.rows // B, 1, 1)
-        if tables.token_slot is not None:
-            h = torch.where(tables.token_slot, h, tables.fixed)
+        if tables.mixed[t]:
+            h = torch.where(tables.token_slot[s0:s1], h, tables.fixed[:, s0:s1])
         return h
 
     def forward(self, h_NSD: torch.Tensor, cos, sin, start, size: int) -> torch.Tensor:
@@ -154,12 +158,12 @@ class FastDecoder:
         return F.linear(rms_norm(h_NSD, self.norm, a.norm_eps), self.output).float()
 
     def run(self, layout: SlotLayout, cond_N: torch.Tensor):
-        steps = self.tables(layout, cond_N)
+        tables = self.tables(layout, cond_N)
 
         def step(t: int, tokens_BL: torch.Tensor) -> torch.Tensor:
-            tables = steps[t]
-            return self.forward(self.embed(tables, tokens_BL), tables.cos, tables.sin,
-                                tables.start, tables.size)
+            s0, s1 = tables.starts[t], tables.starts[t + 1]
+            return self.forward(self.embed(tables, t, tokens_BL), tables.cos[s0:s1],
+                                tables.sin[s0:s1], s0, s1 - s0)
 
         return step
 
@@ -176,9 +180,10 @@ class GraphedDecoder(FastDecoder):
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, dict]] = {}
         self.pool = torch.cuda.graph_pool_handle()
 
-    def _capture(self, size: int, tables: StepTables, h: torch.Tensor) -> tuple:
-        io = dict(h=h.clone(), cos=tables.cos.clone(), sin=tables.sin.clone(),
-                  start=torch.tensor(tables.start, device=self.device))
+    def _capture(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, start: int):
+        size = h.shape[1]
+        io = dict(h=h.clone(), cos=cos.clone(), sin=sin.clone(),
+                  start=torch.tensor(start, device=self.device))
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm-up: kernels pick their algorithms outside capture
@@ -191,18 +196,18 @@ class GraphedDecoder(FastDecoder):
         return graph, io
 
     def run(self, layout: SlotLayout, cond_N: torch.Tensor):
-        steps = self.tables(layout, cond_N)
+        tables = self.tables(layout, cond_N)
 
         def step(t: int, tokens_BL: torch.Tensor) -> torch.Tensor:
-            tables = steps[t]
-            h = self.embed(tables, tokens_BL)
-            if tables.size not in self.graphs:
-                self.graphs[tables.size] = self._capture(tables.size, tables, h)
-            graph, io = self.graphs[tables.size]
+            s0, s1 = tables.starts[t], tables.starts[t + 1]
+            h, cos, sin = self.embed(tables, t, tokens_BL), tables.cos[s0:s1], tables.sin[s0:s1]
+            if s1 - s0 not in self.graphs:
+                self.graphs[s1 - s0] = self._capture(h, cos, sin, s0)
+            graph, io = self.graphs[s1 - s0]
             io["h"].copy_(h)
-            io["cos"].copy_(tables.cos)
-            io["sin"].copy_(tables.sin)
-            io["start"].fill_(tables.start)
+            io["cos"].copy_(cos)
+            io["sin"].copy_(sin)
+            io["start"].fill_(s0)
             graph.replay()
             return io["logits"]
 
@@ -210,7 +215,8 @@ class GraphedDecoder(FastDecoder):
 
 
 class DecoderPool:
-    """Graphed decoders kept per (model, rows, length); each serves one run at a time."""
+    """Decoders kept per (model, rows, length), so that fused weights are built and graphs
+    captured once; each serves one run at a time."""
 
     def __init__(self, kind: type[FastDecoder]):
         self.kind = kind
@@ -222,7 +228,7 @@ class DecoderPool:
         with self._lock:
             free = self._free.setdefault(model, {}).setdefault((rows, length), [])
             decoder = free.pop() if free else None
-        if decoder is None:
+        if decoder is None or decoder.weights_seen != weight_versions(model):
             decoder = self.kind(model, rows, length)
         try:
             yield decoder
@@ -231,4 +237,4 @@ class DecoderPool:
                 self._free.setdefault(model, {}).setdefault((rows, length), []).append(decoder)
 
 
-GRAPHED = DecoderPool(GraphedDecoder)
+FAST, GRAPHED = DecoderPool(FastDecoder), DecoderPool(GraphedDecoder)
