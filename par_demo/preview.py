@@ -2,6 +2,9 @@
 entropy maps. Everything returns uint8 RGB arrays [H, W, 3] (or [B, H, W, 3])."""
 from __future__ import annotations
 
+import math
+import time
+
 import matplotlib
 import numpy as np
 import torch
@@ -11,6 +14,23 @@ from par_demo.models.vq import VQModel
 from par_demo.orders import Schedule
 
 MASK_DARK, MASK_LIGHT = 96, 128  # checkerboard of a pending cell: plainly not image content
+FRAME_INTERVAL = 0.08  # seconds between live previews (12.5 per second, what the eye follows)
+
+
+class FrameClock:
+    """Which steps of a live run get a preview: the first, the last, and then a step whenever
+    `interval` seconds have passed since the last preview. Decoding so follows the display rate,
+    not the step rate: at most once per step, and never for a frame nobody would see."""
+
+    def __init__(self, interval: float = FRAME_INTERVAL, clock=time.perf_counter):
+        self.interval, self.clock, self.last = interval, clock, -math.inf
+
+    def due(self, step: int, done: bool) -> bool:
+        now = self.clock()
+        if step == 0 or done or now - self.last >= self.interval:
+            self.last = now
+            return True
+        return False
 
 
 def fill_pending(tokens_BL: np.ndarray, grid: int) -> np.ndarray:

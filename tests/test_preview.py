@@ -2,8 +2,8 @@ import numpy as np
 import torch
 
 from par_demo.models.vq import VQArgs, VQModel
-from par_demo.preview import (MASK_DARK, MASK_LIGHT, decode_tokens, enlarge, entropy_image,
-                              fill_pending, masked_preview, token_grid_image)
+from par_demo.preview import (MASK_DARK, MASK_LIGHT, FrameClock, decode_tokens, enlarge,
+                              entropy_image, fill_pending, masked_preview, token_grid_image)
 
 
 def tiny_tokenizer() -> VQModel:
@@ -50,3 +50,24 @@ def test_enlarge_is_nearest_neighbour():
     img = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
     big = enlarge(img, 8)
     assert big.shape == (8, 8, 3) and (big[:4, :4] == img[0, 0]).all()
+
+
+def test_the_frame_clock_follows_the_display_rate_not_the_step_rate():
+    now = [0.0]
+    clock = FrameClock(interval=1 / 8, clock=lambda: now[0])
+    shown = []
+    for step in range(100):  # steps of 1/128 s (binary fractions: exact)
+        now[0] = step / 128
+        if clock.due(step, done=step == 99):
+            shown.append(step)
+    assert shown == [0, 16, 32, 48, 64, 80, 96, 99]  # one frame per 1/8 s, and the last
+
+
+def test_a_slow_run_previews_every_step_once():
+    now = [0.0]
+    clock = FrameClock(interval=0.08, clock=lambda: now[0])
+    due = []
+    for step in range(5):
+        now[0] = step * 0.2
+        due.append(clock.due(step, done=step == 4))
+    assert due == [True] * 5
