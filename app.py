@@ -2,6 +2,7 @@
 on a Hugging Face Space it listens on 0.0.0.0 and runs on the Space's GPU through `spaces`."""
 import spaces  # noqa: F401  -- first: ZeroGPU must patch torch before anything touches CUDA
 
+import logging
 import os
 import sys
 
@@ -27,6 +28,8 @@ def concurrency() -> int:
     return max(1, int(os.environ.get("PAR_CONCURRENCY", "2")))
 
 
+logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+logging.getLogger("par_demo").setLevel(logging.INFO)  # runs that end early, server errors
 configure_cpu_threads(concurrency())
 demo = build_demo()
 demo.queue(default_concurrency_limit=concurrency(), max_size=int(os.environ.get("PAR_QUEUE", "32")))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,9 @@ def weight_file(source: WeightSource, cache_dir: str | Path | None = None,
 
 
 STATE_DICT_KEYS = ("model", "module", "state_dict")
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6
+PICKLE_MAGIC = b"\x80"  # the legacy format opens with a pickle protocol marker
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # torch colours some hints for terminals
 
 
 def _torch_load(path: Path):
@@ -87,23 +91,67 @@ def _torch_load(path: Path):
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def _first_line(err: BaseException) -> str:
+    text = _ANSI.sub("", str(err)).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _not_a_file(path: Path) -> str | None:
+    """What is wrong with `path` before its contents are read, or None."""
+    if not path.exists():
+        return f"{path} does not exist"
+    if path.is_dir():
+        return f"{path} is a directory, not a weight file"
+    if path.stat().st_size == 0:
+        return f"{path.name} is empty (0 bytes)"
+    return None
+
+
+def _names_in_full(path: Path, name: str) -> bool:
+    """Whether the pickle names `name` whole (a newline after it), rather than a file that
+    ends in the middle of a name; the pickle sits in the first megabytes."""
+    last = name.rsplit(".", 1)[-1]
+    with open(path, "rb") as f:
+        head = f.read(8 << 20)
+    return bool(last) and (last.encode() + b"\n") in head
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint without running pickled code."""
+    path = Path(path)
+    problem = _not_a_file(path)
+    if problem:
+        raise CheckpointError(problem)
     if path.suffix == ".safetensors":
         try:
             return load_file(str(path))
         except (SafetensorError, OSError) as err:
-            raise CheckpointError(f"{path.name} is not a readable safetensors file: {err}") from err
+            raise CheckpointError(f"{path.name} is not a readable safetensors file: "
+                                  f"{_first_line(err)}") from None
+    with open(path, "rb") as f:
+        head = f.read(len(ZIP_MAGIC))
+    if not head.startswith((ZIP_MAGIC, PICKLE_MAGIC)):
+        raise CheckpointError(f"{path.name} is not a PyTorch checkpoint: it is neither a zip "
+                              "archive nor a pickle (another format, or random bytes)")
     try:
         # argparse.Namespace is how the official training scripts store their arguments
         with torch.serialization.safe_globals([argparse.Namespace]):
             obj = _torch_load(path)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"refusing {path.name}: loading it would execute pickled code ({err}). "
-            "Only plain tensor checkpoints are loaded.") from err
-    except (RuntimeError, OSError, EOFError, ValueError) as err:
-        raise CheckpointError(f"{path.name} is corrupt or truncated: {err}") from err
+        needs = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        if needs and _names_in_full(path, needs.group(1)):
+            raise CheckpointError(
+                f"refusing {path.name}: loading it would execute pickled code (it calls "
+                f"{needs.group(1)}). Only plain tensor checkpoints are loaded.") from None
+        if needs:  # a name cut off by the end of the file
+            raise CheckpointError(f"{path.name} is truncated: its data ends early") from None
+        raise CheckpointError(f"{path.name} is not a readable checkpoint: its pickle data is "
+                              "malformed") from None
+    except EOFError:
+        raise CheckpointError(f"{path.name} is truncated: its data ends early") from None
+    except (RuntimeError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path.name} is corrupt or truncated: "
+                              f"{_first_line(err)}") from None
     for key in STATE_DICT_KEYS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -112,6 +160,15 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path.name} holds no state dict (looked under "
                               f"{', '.join(STATE_DICT_KEYS)} and at the top level)")
     return obj
+
+
+def check_finite(name: str, state: dict[str, torch.Tensor]) -> None:
+    """Weights holding NaN or infinity would make every image noise: refuse them."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{name} holds non-finite weights (NaN or infinity) in "
+                              f"{len(bad)} tensor{'s' if len(bad) > 1 else ''} "
+                              f"(e.g. {', '.join(bad[:3])})")
 
 
 def check_keys(name: str, state: dict[str, torch.Tensor], expected: dict[str, torch.Size]) -> None:
@@ -134,6 +191,7 @@ def check_keys(name: str, state: dict[str, torch.Tensor], expected: dict[str, to
 def _materialise(module: torch.nn.Module, state: dict, name: str, device, dtype) -> torch.nn.Module:
     expected = {k: v.shape for k, v in module.state_dict().items()}
     check_keys(name, state, expected)
+    check_finite(name, state)
     module.load_state_dict(state, assign=True)
     return module.to(device=device, dtype=dtype).eval()
 

@@ -60,14 +60,17 @@ def test_embedded_model_is_available_and_released_ones_say_why_not():
 
 @pytest.mark.parametrize("overrides, message", [
     (dict(class_query="unicorn"), "no class is called 'unicorn'"),
-    (dict(class_query=""), "choose a class"),
+    (dict(class_query=""), "class must be a name or an index 0..31, got ''"),
     (dict(parallel=9), "parallelism must be one of"),
     (dict(order="spiral"), "ordering must be one of"),
-    (dict(temperature=0), "temperature must be > 0"),
-    (dict(temperature=11), "temperature must be at most"),
-    (dict(cfg=None), "guidance scale is required"),
-    (dict(top_k=100000), "top-k must be at most the codebook size"),
-    (dict(seed=1.5), "seed must be a whole number"),
+    (dict(temperature=0), "temperature must be in 0.05..10, got 0"),
+    (dict(temperature=11), "temperature must be in 0.05..10, got 11"),
+    (dict(cfg=None), "guidance scale must be a number in 0..20, got None"),
+    (dict(top_k=100000), "top-k must be in 0..512, got 100000"),
+    (dict(seed=1.5), "seed must be a whole number in 0..2147483647, got 1.5"),
+    (dict(init_tokens="no"), "initial tokens must be true or false, got 'no'"),
+    (dict(parallel="4"), "parallelism must be a whole number in 1..16, got '4'"),
+    (dict(class_query="x" * 100_000), "(100002 characters)"),
     (dict(model="no-such-model"), "unknown model"),
 ])
 def test_plan_refuses_bad_input_with_a_reason(overrides, message):
@@ -148,8 +151,8 @@ def test_schedule_explorer_draws_or_explains():
     image, text, steps = schedule_figure(24, 16, "distant", True)
     assert image.shape == (480, 480, 3) and steps == build_schedule(
         ScheduleSpec(24, "distant", 16, True)).num_steps
-    image, text, _ = schedule_figure(7, 4, "distant", True)
-    assert image is None and "do not divide a 7x7 grid" in text
+    with pytest.raises(gr.Error, match="do not divide a 7x7 grid"):
+        schedule_figure(7, 4, "distant", True)
     gif = schedule_animation(32, 1, "raster", False, 20)
     assert iio.imread(gif, index=None).shape[0] <= MAX_ANIMATION_FRAMES + 1
 

@@ -73,6 +73,44 @@ def test_a_corrupt_file_is_reported(tmp_path):
         read_state_dict(bad)
 
 
+def _random_bytes(path):
+    path.write_bytes(bytes((i * 97 + 13) % 251 for i in range(4096)))  # opens with 0x0d
+
+
+def _legacy_truncated(path):
+    torch.save(golden_weights("vq_tiny"), path, _use_new_zipfile_serialization=False)
+    path.write_bytes(path.read_bytes()[:200])
+
+
+@pytest.mark.parametrize("name, make, message", [
+    ("random.pt", _random_bytes, r"random\.pt is not a PyTorch checkpoint: it is neither a zip"),
+    ("random.safetensors", _random_bytes, r"not a readable safetensors file: \w"),
+    ("missing.pt", lambda path: None, r"missing\.pt does not exist"),
+    ("folder.pt", lambda path: path.mkdir(), r"folder\.pt is a directory, not a weight file"),
+    ("empty.pt", lambda path: path.write_bytes(b""), r"empty\.pt is empty \(0 bytes\)"),
+    ("old.pt", _legacy_truncated, r"old\.pt is truncated: its data ends early"),
+    ("evil.pt", lambda path: torch.save({"model": {}, "x": Payload()}, path),
+     r"refusing evil\.pt: loading it would execute pickled code \(it calls \w+"),
+])
+def test_broken_files_are_reported_as_what_they_are(tmp_path, name, make, message):
+    path = tmp_path / name
+    make(path)
+    with pytest.raises(CheckpointError, match=message) as info:
+        read_state_dict(path)
+    assert "\x1b" not in str(info.value)  # plain text, no terminal colour codes
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_weights_with_non_finite_values_are_refused(tmp_path, bad):
+    preset = tiny_released_preset("PAR-XL-4x", "par_tiny_4x", REPO)
+    state = golden_weights("par_tiny_4x")
+    state["norm.weight"][3] = bad
+    path = tmp_path / "PAR.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(CheckpointError, match=r"non-finite weights .* \(e\.g\. norm\.weight\)"):
+        load_transformer(preset, path)
+
+
 class Payload:
     """Unpickling this would run code; the loader must refuse it."""
 

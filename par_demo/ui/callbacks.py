@@ -4,7 +4,9 @@ yields) a dataclass of their new values, field by field named after the componen
 the same code."""
 from __future__ import annotations
 
+import logging
 import random
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,12 +19,14 @@ from par_demo.ui.errors import friendly
 from par_demo.ui.explorer import (schedule_animation, schedule_figure, schedule_progress,
                                   uncertainty_views)
 from par_demo.ui.export import export_compare, export_run, require_comparison, require_run
-from par_demo.ui.inputs import SEED_RANGE, frame_ms as checked_frame_ms
+from par_demo.ui.inputs import SEED_RANGE, boolean, frame_ms as checked_frame_ms
 from par_demo.ui.machine import availability
-from par_demo.ui.runs import (RunRecord, compare_schedules, compare_stream, compare_table,
-                              generation_stream, plan_compare, plan_run, run_schedule)
+from par_demo.ui.runs import (RUNS, RunRecord, compare_schedules, compare_stream,
+                              compare_table, generation_stream, plan_compare, plan_run,
+                              run_schedule)
 
 DEFAULT_CLASS = "heart"  # the embedded model's; other models start at class 0
+log = logging.getLogger("par_demo.ui")
 
 
 def _skip() -> Any:
@@ -174,8 +178,8 @@ class GenerateOut:
 
 @friendly
 def generate(model, class_query, parallel, order, init_tokens, cfg, temperature, top_k, seed,
-             timings):
-    """Stream one generation, one GenerateOut per frame."""
+             timings, request: gr.Request = None):
+    """Stream one generation, one GenerateOut per frame, until done or stopped."""
     plan = plan_run(model, class_query, parallel, order, init_tokens, cfg, temperature, top_k,
                     seed)
     timings = dict(timings or {})
@@ -183,18 +187,58 @@ def generate(model, class_query, parallel, order, init_tokens, cfg, temperature,
     schedule = plan.schedule
     yield GenerateOut(status=f"Starting {schedule.spec.label} for {plan.class_label} …",
                       timings=timings)
-    for record, v in generation_stream(plan):
-        if record.complete:
-            if schedule.spec.parallel == 1:
-                timings[plan.model] = record.elapsed
-            status = views.done_line(schedule, record.elapsed, baseline)
-            if record.random_weights:
-                status += f" · *{record.title}*"
-        else:
-            status = views.live_line(schedule, record.steps_done - 1, record.step_seconds[-1],
-                                     record.elapsed)
-        yield GenerateOut(v.image, v.overlay, v.tokens, v.entropy, status, record.summary(),
-                          record, timings)
+    with closing(_stoppable(generation_stream(plan), request)) as frames:
+        for (record, v), stopped in frames:
+            if stopped:
+                report = stop_report(record)
+                yield GenerateOut(v.image, v.overlay, v.tokens, v.entropy, report.status,
+                                  report.details, record, timings)
+            else:
+                yield _generate_frame(plan, record, v, baseline, timings)
+
+
+def _steps(run: RunRecord | list[RunRecord] | None) -> str:
+    records = [run] if isinstance(run, RunRecord) else list(run or [])
+    return ", ".join(f"{r.steps_done} of {r.num_steps} ({r.label})" for r in records) or "0"
+
+
+def _stoppable(stream, request: gr.Request | None):
+    """(item, stopped) for each (record or records, picture) of a run's stream. Once the
+    caller's Stop arrives, the run is closed between two frames and its last item comes with
+    stopped=True. Runs that end early are logged."""
+    session = _session(request)
+    running = RUNS.start(session)
+    try:
+        for item in stream:
+            running.last = item[0]
+            records = item[0] if isinstance(item[0], list) else [item[0]]
+            if running.stop.is_set() and not all(r.complete for r in records):
+                stream.close()
+                log.info("run stopped after step %s", _steps(item[0]))
+                yield item, True
+                return
+            yield item, False
+    except GeneratorExit:  # cancelled by Gradio: the page's Stop, a client's job.cancel()
+        log.info("run cancelled after step %s", _steps(running.last))
+        raise
+    finally:
+        stream.close()
+        RUNS.end(session, running)
+
+
+def _generate_frame(plan, record: RunRecord, v, baseline, timings) -> GenerateOut:
+    schedule = plan.schedule
+    if record.complete:
+        if schedule.spec.parallel == 1:
+            timings[plan.model] = record.elapsed
+        status = views.done_line(schedule, record.elapsed, baseline)
+        if record.random_weights:
+            status += f" · *{record.title}*"
+    else:
+        status = views.live_line(schedule, record.steps_done - 1, record.step_seconds[-1],
+                                 record.elapsed)
+    return GenerateOut(v.image, v.overlay, v.tokens, v.entropy, status, record.summary(),
+                       record, timings)
 
 
 @dataclass
@@ -203,14 +247,20 @@ class Stopped:
     details: Any = _skip()
 
 
-def stop_run(record: RunRecord | None) -> Stopped:
-    """The Stop button: the run is cancelled by the event system; this reports where it ended."""
-    if record is not None and record.complete:
-        return Stopped()
+def stop_report(record: RunRecord | None) -> Stopped:
     if record is None:
         return Stopped(views.stopped_line(None, 0, 0.0))
     return Stopped(views.stopped_line(record.schedule, record.steps_done, record.elapsed),
                    record.summary() | {"stopped": True})
+
+
+def stop_run(record: RunRecord | None, request: gr.Request = None) -> Stopped:
+    """Stop (the button or /stop): ends the caller's runs and reports where the run ended."""
+    ended = [r.last for r in RUNS.stop(_session(request)) if isinstance(r.last, RunRecord)]
+    record = ended[-1] if ended else record
+    if record is not None and record.complete:
+        return Stopped()
+    return stop_report(record)
 
 
 @dataclass
@@ -240,10 +290,11 @@ def enable_downloads() -> Downloads:
 @friendly
 def export_run_files(record, overlay, frame_ms, request: gr.Request = None) -> ExportOut:
     """GIF and MP4 of the last run."""
-    require_run(record), checked_frame_ms(frame_ms)  # refused here, before asking for a GPU
+    require_run(record)  # refused here, before asking for a GPU
+    overlay, frame_ms = boolean(overlay, "overlay"), checked_frame_ms(frame_ms)
     done = export_run(record, overlay, frame_ms, _session(request))
     note = (f"{done.frames} frames (one per step{' done' if not record.complete else ''}), "
-            f"{int(frame_ms)} ms each, {'with' if overlay else 'without'} the Figure 3 overlay.")
+            f"{frame_ms} ms each, {'with' if overlay else 'without'} the Figure 3 overlay.")
     return ExportOut(str(done.gif), str(done.mp4), str(done.gif), note)
 
 
@@ -273,27 +324,36 @@ class CompareOut:
 
 
 @friendly
-def compare(model, class_query, orderings, overlay, cfg, temperature, top_k, seed, timings):
-    """Stream a comparison, one CompareOut per frame."""
+def compare(model, class_query, orderings, overlay, cfg, temperature, top_k, seed, timings,
+            request: gr.Request = None):
+    """Stream a comparison, one CompareOut per frame, until done or stopped."""
     plan = plan_compare(model, class_query, orderings, cfg, temperature, top_k, seed)
+    overlay = boolean(overlay, "overlay")
     baseline = (timings or {}).get(plan.model)
     yield CompareOut(status=f"Starting {len(plan.keys)} orderings for {plan.class_label} …")
-    for records, frame in compare_stream(plan, bool(overlay)):
-        finished = all(r.complete for r in records)
-        yield CompareOut(frame, compare_table(records, baseline),
-                         _compare_status(records, finished), records)
+    with closing(_stoppable(compare_stream(plan, overlay), request)) as frames:
+        for (records, frame), stopped in frames:
+            if stopped:
+                clock = max(r.steps_done for r in records)
+                yield CompareOut(status=f"■ **Stopped** at step clock {clock}.", records=records)
+            else:
+                finished = all(r.complete for r in records)
+                yield CompareOut(frame, compare_table(records, baseline),
+                                 _compare_status(records, finished), records)
 
 
-def compare_stopped() -> str:
+def compare_stopped(request: gr.Request = None) -> str:
+    RUNS.stop(_session(request))
     return "■ **Stopped.**"
 
 
 @friendly
 def export_compare_files(records, overlay, frame_ms, request: gr.Request = None) -> ExportOut:
-    require_comparison(records), checked_frame_ms(frame_ms)
+    require_comparison(records)
+    overlay, frame_ms = boolean(overlay, "overlay"), checked_frame_ms(frame_ms)
     done = export_compare(records, overlay, frame_ms, _session(request))
     note = (f"{done.frames} frames: all panels on one step clock, each holding its last frame "
-            f"when done; {int(frame_ms)} ms each.")
+            f"when done; {frame_ms} ms each.")
     return ExportOut(str(done.gif), str(done.mp4), str(done.gif), note)
 
 
@@ -310,7 +370,7 @@ class Explored:
 @friendly
 def explore(grid, parallel, order, init_tokens) -> Explored:
     image, text, num_steps = schedule_figure(grid, parallel, order, init_tokens)
-    step = gr.update(maximum=max(num_steps, 2), value=1, interactive=image is not None)
+    step = gr.update(maximum=max(num_steps, 2), value=1)
     return Explored(image, text, step,
                     schedule_progress(grid, parallel, order, init_tokens, 1))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import math
 from typing import Callable, NoReturn
 
 import gradio as gr
@@ -17,6 +18,19 @@ log = logging.getLogger("par_demo.ui")
 
 # the project's own refusals: shown to the visitor as they are; anything else is a bug
 REFUSALS = (ClassError, ScheduleError, UnsupportedSchedule, CheckpointError)
+
+
+MAX_SHOWN = 60  # characters of a visitor's value quoted back in a message
+
+
+def shown(value) -> str:
+    """A visitor's value as a message quotes it: cut short, so a huge input is not echoed."""
+    if isinstance(value, int) and value.bit_length() > 128:  # repr of a huge int is refused
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    text = repr(value)
+    if len(text) <= MAX_SHOWN:
+        return text
+    return f"{text[:MAX_SHOWN]}… ({len(text)} characters)"
 
 
 class InputError(gr.Error):

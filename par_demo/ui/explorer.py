@@ -40,34 +40,32 @@ def describe(schedule: Schedule) -> str:
     return "\n\n".join(parts)
 
 
-def schedule_figure(grid, parallel, order, init_tokens):
-    """Figure 3 and its description, or (None, the reason) for a schedule that cannot exist.
-    The third value is the new maximum of the step slider."""
+def explored_schedule(grid, parallel, order, init_tokens) -> Schedule:
+    """The explorer's schedule, or InputError: a bad value, or a schedule that cannot exist."""
     try:
-        schedule = build_schedule(inputs.explorer_spec(grid, parallel, order, init_tokens))
+        return build_schedule(inputs.explorer_spec(grid, parallel, order, init_tokens))
     except ScheduleError as err:
-        return None, f"⚠ {err}", 1
+        fail(str(err), title="This schedule cannot exist")
+
+
+def schedule_figure(grid, parallel, order, init_tokens) -> tuple[np.ndarray, str, int]:
+    """Figure 3, its description and its number of steps."""
+    schedule = explored_schedule(grid, parallel, order, init_tokens)
     image = np.asarray(draw_schedule(schedule, size=FIGURE_PX))
     return image, describe(schedule), schedule.num_steps
 
 
-def schedule_progress(grid, parallel, order, init_tokens, step):
+def schedule_progress(grid, parallel, order, init_tokens, step) -> np.ndarray:
     """Figure 3 as it stands after `step` (1-based) steps: done, current (red), pending (grey)."""
-    try:
-        schedule = build_schedule(inputs.explorer_spec(grid, parallel, order, init_tokens))
-    except ScheduleError:
-        return None
-    step = min(max(int(step or 1), 1), schedule.num_steps)
+    schedule = explored_schedule(grid, parallel, order, init_tokens)
+    step = inputs.number(step, "step", 1, schedule.num_steps, integer=True)
     frame = np.asarray(draw_schedule(schedule, size=ANIMATION_PX, progress=step - 1))
     return caption(frame, f"step {step}/{schedule.num_steps}")
 
 
 def schedule_animation(grid, parallel, order, init_tokens, frame_ms, session=None) -> str:
     """A looping GIF of the schedule filling in; returns its path."""
-    try:
-        schedule = build_schedule(inputs.explorer_spec(grid, parallel, order, init_tokens))
-    except ScheduleError as err:
-        fail(str(err), title="This schedule cannot exist")
+    schedule = explored_schedule(grid, parallel, order, init_tokens)
     frame_ms = inputs.frame_ms(frame_ms)
     every = math.ceil(schedule.num_steps / MAX_ANIMATION_FRAMES)
     shown = list(range(every - 1, schedule.num_steps - 1, every)) + [schedule.num_steps - 1]

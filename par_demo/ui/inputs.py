@@ -1,5 +1,7 @@
-"""Every value a visitor (page or API) sends, read and checked in one place, with the one constant
-for each limit that both the checks and the page's controls use."""
+"""Every value a visitor (page or API) sends, read strictly and checked in one place, with the one
+constant for each limit that both the checks and the page's controls use. A value of the wrong
+type or outside its range is refused with a message that names the field and what it accepts;
+nothing is read loosely (no "false" read as true, no 4.5 read as 4)."""
 from __future__ import annotations
 
 import math
@@ -7,116 +9,115 @@ from dataclasses import replace
 
 from par_demo.animation import FRAME_MS_RANGE
 from par_demo.classes import ClassError
-from par_demo.orders import ORDERS, ScheduleError, ScheduleSpec
-from par_demo.presets import ModelPreset, get_preset
+from par_demo.orders import ORDERS, ScheduleSpec
+from par_demo.presets import PRESETS, ModelPreset, get_preset
 from par_demo.sampling import SamplingConfig
-from par_demo.ui.errors import fail
+from par_demo.ui.errors import fail, shown
 from par_demo.ui.machine import availability
 
 PARALLEL_CHOICES = (1, 4, 16)
 GENERATE_ORDERS = ("distant", "raster")
 SEED_RANGE = (0, 2**31 - 1)
 GUIDANCE_RANGE = (0.0, 20.0)
-TEMPERATURE_RANGE = (0.05, 10.0)  # the page's floor; the API takes any value above 0
+TEMPERATURE_RANGE = (0.05, 10.0)  # lower: the logits overflow; higher: uniform noise
 GRID_RANGE = (2, 32)  # the schedule explorer's grids
+MAX_CLASS_QUERY = 100  # characters of a class query (the longest label has 35)
 
 
 def usable_preset(model) -> ModelPreset:
-    if not model:
-        fail("choose a model")
+    if not isinstance(model, str) or not model.strip():
+        fail(f"model must be one of: {', '.join(PRESETS)}; got {shown(model)}")
     try:
-        preset = get_preset(str(model))
-    except KeyError as err:
-        fail(str(err.args[0]))
+        preset = get_preset(model)
+    except KeyError:
+        fail(f"unknown model {shown(model)}; choose one of: {', '.join(PRESETS)}")
     state = availability()[preset.name]
     if not state.ok:
         fail(state.reason, title=f"{preset.name} is unavailable here")
     return preset
 
 
-def number(value, name: str, integer: bool = False) -> float:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        fail(f"{name} is required")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        fail(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(number):
-        fail(f"{name} must be a finite number, got {value!r}")
-    if integer:
-        if number != int(number):
-            fail(f"{name} must be a whole number, got {value!r}")
-        return int(number)
-    return number
+def _plain(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def number(value, name: str, lo: float, hi: float, integer: bool = False):
+    """A JSON number (not a boolean, not a string) within lo..hi; whole when `integer`."""
+    kind = "a whole number" if integer else "a number"
+    span = f"{_plain(lo)}..{_plain(hi)}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        fail(f"{name} must be {kind} in {span}, got {shown(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        fail(f"{name} must be a finite number in {span}, got {shown(value)}")
+    if integer and isinstance(value, float):
+        if not value.is_integer():
+            fail(f"{name} must be a whole number in {span}, got {shown(value)}")
+        value = int(value)
+    if not lo <= value <= hi:  # exact for ints of any size: no float conversion
+        fail(f"{name} must be in {span}, got {shown(value)}")
+    return value
+
+
+def boolean(value, name: str) -> bool:
+    """true or false (JSON booleans, or exactly the strings "true" / "false")."""
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    fail(f"{name} must be true or false, got {shown(value)}")
+
+
+def choice(value, name: str, choices) -> str:
+    if not isinstance(value, str) or value not in choices:
+        fail(f"{name} must be one of: {', '.join(choices)}; got {shown(value)}")
+    return value
 
 
 def class_id(preset: ModelPreset, query) -> tuple[int, str]:
     names = preset.class_names()
-    if query is None or not str(query).strip():
-        fail(f"choose a class (0..{len(names) - 1} or part of a name)")
+    span = f"0..{len(names) - 1}"
+    if isinstance(query, bool) or not isinstance(query, (str, int)) or not str(query).strip():
+        fail(f"class must be a name or an index {span}, got {shown(query)}")
+    if isinstance(query, str) and len(query) > MAX_CLASS_QUERY:
+        fail(f"class must be a name or an index {span} (at most {MAX_CLASS_QUERY} "
+             f"characters), got {shown(query)}")
+    if isinstance(query, int) and not 0 <= query < len(names):
+        fail(f"class must be a name or an index {span}, got {shown(query)}")
     try:
         index = names.resolve(query)
     except ClassError as err:
         fail(f"{err}. {preset.name} knows {len(names)} classes: type part of a name, or an "
-             f"index 0..{len(names) - 1}.", title="Unknown class")
+             f"index {span}.", title="Unknown class")
     return index, names.label(index)
 
 
 def sampling_config(preset: ModelPreset, cfg, temperature, top_k, seed) -> SamplingConfig:
-    seed = number(seed, "seed", integer=True)
-    lo, hi = SEED_RANGE
-    if not lo <= seed <= hi:
-        fail(f"seed must be in {lo}..{hi}, got {seed}")
-    config = replace(preset.sampling, cfg_scale=number(cfg, "guidance scale"),
-                     temperature=number(temperature, "temperature"),
-                     top_k=number(top_k, "top-k", integer=True), seed=seed)
-    try:
-        config.validate()
-    except ValueError as err:
-        fail(str(err))
-    if config.cfg_scale > GUIDANCE_RANGE[1]:
-        fail(f"guidance scale must be at most {GUIDANCE_RANGE[1]:g}, got {config.cfg_scale:g}")
-    if config.temperature > TEMPERATURE_RANGE[1]:
-        fail(f"temperature must be at most {TEMPERATURE_RANGE[1]:g}, "
-             f"got {config.temperature:g}")
-    vocab = preset.args.vocab_size
-    if config.top_k > vocab:
-        fail(f"top-k must be at most the codebook size {vocab} (0 keeps all), "
-             f"got {config.top_k}")
-    return config
+    return replace(preset.sampling,
+                   cfg_scale=float(number(cfg, "guidance scale", *GUIDANCE_RANGE)),
+                   temperature=float(number(temperature, "temperature", *TEMPERATURE_RANGE)),
+                   top_k=number(top_k, "top-k", 0, preset.args.vocab_size, integer=True),
+                   seed=number(seed, "seed", *SEED_RANGE, integer=True))
+
+
+def parallelism(value) -> int:
+    p = number(value, "parallelism", 1, max(PARALLEL_CHOICES), integer=True)
+    if p not in PARALLEL_CHOICES:
+        fail(f"parallelism must be one of {', '.join(f'{p}x' for p in PARALLEL_CHOICES)}, "
+             f"got {shown(value)}")
+    return p
 
 
 def generate_spec(preset: ModelPreset, parallel, order, init_tokens) -> ScheduleSpec:
-    parallel = number(parallel, "parallelism", integer=True)
-    if parallel not in PARALLEL_CHOICES:
-        fail(f"parallelism must be one of {', '.join(f'{p}x' for p in PARALLEL_CHOICES)}, "
-             f"got {parallel}")
-    if order not in GENERATE_ORDERS:
-        fail(f"ordering must be one of {', '.join(GENERATE_ORDERS)}, got {order!r}")
-    return ScheduleSpec(grid=preset.args.grid, order=order, parallel=parallel,
-                        init_tokens=bool(init_tokens))
+    return ScheduleSpec(grid=preset.args.grid, order=choice(order, "ordering", GENERATE_ORDERS),
+                        parallel=parallelism(parallel),
+                        init_tokens=boolean(init_tokens, "initial tokens"))
 
 
 def explorer_spec(grid, parallel, order, init_tokens) -> ScheduleSpec:
-    try:
-        grid, parallel = int(grid), int(parallel)
-    except (TypeError, ValueError):
-        raise ScheduleError(f"grid and parallelism must be whole numbers, got {grid!r}, "
-                            f"{parallel!r}") from None
-    lo, hi = GRID_RANGE
-    if not lo <= grid <= hi:
-        raise ScheduleError(f"the grid must be {lo}..{hi} tokens per side, got {grid}")
-    if order not in ORDERS:
-        raise ScheduleError(f"unknown ordering {order!r}; choose one of {', '.join(ORDERS)}")
-    return ScheduleSpec(grid=grid, order=order, parallel=parallel, init_tokens=bool(init_tokens))
+    return ScheduleSpec(grid=number(grid, "grid", *GRID_RANGE, integer=True),
+                        order=choice(order, "ordering", ORDERS), parallel=parallelism(parallel),
+                        init_tokens=boolean(init_tokens, "initial tokens"))
 
 
 def frame_ms(value) -> int:
-    try:
-        ms = int(round(float(value)))
-    except (TypeError, ValueError):
-        fail(f"frame duration must be a number of milliseconds, got {value!r}")
-    lo, hi = FRAME_MS_RANGE
-    if not lo <= ms <= hi:
-        fail(f"frame duration must be {lo}..{hi} ms, got {ms}")
-    return ms
+    return number(value, "frame duration (ms)", *FRAME_MS_RANGE, integer=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from contextlib import closing
 from dataclasses import fields
 from types import SimpleNamespace
 
@@ -75,8 +76,10 @@ frame, table, status = client.predict("PAR-emoji (embedded)", "heart",
     ["raster 1x", "distant 4x"], True, 2.0, 1.0, 0, 0, api_name="/compare")
 gif, mp4, preview, note = client.predict(False, 120, api_name="/export_compare")
 ```
-`client.submit(...)` streams the steps of `/generate` and `/compare`; other endpoints:
-`/schedule`, `/schedule_step`, `/schedule_animation`, `/stop`.
+`client.submit(...)` streams the steps of `/generate` and `/compare`;
+`client.predict(api_name="/stop")` ends your own runs (or `job.cancel()`). Other endpoints:
+`/schedule`, `/schedule_step`, `/schedule_animation`. Inputs are read strictly: numbers as
+numbers in the range of the page's controls, `True` / `False` for switches.
 """
 
 
@@ -91,8 +94,9 @@ def named(fn, parts: SimpleNamespace, view) -> tuple:
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def stream(*args, **kwargs):
-            for out in fn(*args, **kwargs):
-                yield values(out)
+            with closing(fn(*args, **kwargs)) as outs:  # a cancel reaches the run at once
+                for out in outs:
+                    yield values(out)
         return stream, outputs
 
     @functools.wraps(fn)
@@ -179,7 +183,7 @@ def _record_row(prefix: str, api_name: str, export_fn, source) -> SimpleNamespac
                                       elem_id=f"{prefix}-gif")
             r.mp4 = gr.DownloadButton("⬇ Download MP4", interactive=False,
                                       elem_id=f"{prefix}-mp4")
-        r.note = gr.Markdown()
+        r.note = gr.Markdown(label="Export note")
         r.animation = gr.Image(label="Animation", type="filepath", interactive=False,
                                elem_classes=["pixelated"])
     export = on(r.button.click, export_fn, [source, r.with_overlay, r.frame_ms], r,
@@ -215,7 +219,8 @@ def generate_tab(timings: gr.State) -> SimpleNamespace:
                                  cb.generate_check(DEFAULT_MODEL, 4, "distant", True).check)
         with gr.Column(scale=3):
             g.status = gr.Markdown("Press **Generate** to watch an image being made.",
-                                   elem_classes=["par-status"], elem_id="gen-status")
+                                   label="Status", elem_classes=["par-status"],
+                                   elem_id="gen-status")
             with gr.Row():
                 g.image = _image("Image so far (pending cells masked)", elem_id="gen-image")
                 g.entropy = _image("Uncertainty: entropy of each token", elem_id="gen-entropy")
@@ -265,8 +270,8 @@ def compare_tab(timings: gr.State) -> SimpleNamespace:
         with gr.Column(scale=3):
             c.status = gr.Markdown(
                 "Same class, same seed, several orderings. All advance one step per tick, so "
-                "the orderings with fewer steps finish first.", elem_classes=["par-status"],
-                elem_id="cmp-status")
+                "the orderings with fewer steps finish first.", label="Status",
+                elem_classes=["par-status"], elem_id="cmp-status")
             c.frame = _image("Side by side", elem_id="cmp-frame")
             c.table = gr.Dataframe(headers=COMPARE_HEADERS, label="Steps, time and speedup. "
                                    "Speedup in steps = tokens ÷ steps; in time = a 1x run's "
@@ -306,7 +311,7 @@ def understand_tab(demo: gr.Blocks) -> SimpleNamespace:
                                   label="Parallelism")
             u.order = gr.Radio(list(ORDERS), value="distant", label="Ordering")
             u.init = gr.Checkbox(value=True, label="Sequential initial tokens")
-            u.text = gr.Markdown()
+            u.text = gr.Markdown(label="Schedule description")
         with gr.Column(scale=2):
             u.figure = _image("Figure 3: step of each token", elem_id="sch-figure")
         with gr.Column(scale=2):

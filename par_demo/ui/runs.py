@@ -9,6 +9,7 @@ schedule a plan builds is the one the run, its record and its exports use.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
@@ -22,7 +23,7 @@ from par_demo.preview import progress_overlay, step_frame
 from par_demo.sampler import StepEvent, sample_steps
 from par_demo.sampling import SamplingConfig
 from par_demo.ui import inputs, views
-from par_demo.ui.errors import fail
+from par_demo.ui.errors import fail, shown
 from par_demo.ui.machine import MODELS, placed
 
 FRAME_INTERVAL = 0.08  # seconds between streamed frames (~12 per second); fast runs skip some
@@ -86,13 +87,14 @@ def compare_schedules(model, orderings) -> tuple[ModelPreset, tuple[str, ...],
                                                  tuple[Schedule, ...]]:
     """The model, ordering keys and schedules of a comparison, or InputError saying why not."""
     preset = inputs.usable_preset(model)
-    if isinstance(orderings, str):
-        orderings = [o.strip() for o in orderings.split(",") if o.strip()]
-    keys = tuple(orderings or ())
+    if not isinstance(orderings, (list, tuple)) or not all(isinstance(k, str) for k in orderings):
+        fail(f"orderings must be a list of 2 to 4 of: {', '.join(COMPARE_ORDERINGS)}; got "
+             f"{shown(orderings)}", title="Cannot compare these")
+    keys = tuple(orderings)
     unknown = [k for k in keys if k not in COMPARE_ORDERINGS]
     if unknown:
-        fail(f"unknown ordering {unknown[0]!r}; choose from: " + ", ".join(COMPARE_ORDERINGS),
-             title="Cannot compare these")
+        fail(f"unknown ordering {shown(unknown[0])}; choose from: "
+             + ", ".join(COMPARE_ORDERINGS), title="Cannot compare these")
     if len(set(keys)) != len(keys):
         fail("each ordering can appear only once", title="Cannot compare these")
     if not 2 <= len(keys) <= 4:
@@ -192,6 +194,52 @@ class RunRecord:
             "seed": self.config.seed, "guidance_scale": self.config.cfg_scale,
             "temperature": self.config.temperature, "top_k": self.config.top_k,
         }
+
+
+# ---------------------------------------------------------------- stopping a session's runs
+
+class Running:
+    """One run in progress: Stop asks it to end; it says where it ended."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.ended = threading.Event()
+        self.last: RunRecord | list[RunRecord] | None = None  # what it showed last
+
+
+class Runs:
+    """The runs in progress per session. Stop (the button or /stop) ends the caller's runs
+    between two frames: Gradio's cancel reaches only runs that the page itself started."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[str, list[Running]] = {}
+
+    def start(self, session: str | None) -> Running:
+        running = Running()
+        with self._lock:
+            self._runs.setdefault(session or "", []).append(running)
+        return running
+
+    def end(self, session: str | None, running: Running) -> None:
+        with self._lock:
+            mine = self._runs.get(session or "", [])
+            if running in mine:
+                mine.remove(running)
+            if not mine:
+                self._runs.pop(session or "", None)
+        running.ended.set()
+
+    def stop(self, session: str | None, timeout: float = 30.0) -> list[Running]:
+        """Ask the session's runs to end and wait until they have; the runs that ended."""
+        with self._lock:
+            mine = list(self._runs.get(session or "", [])) if session else []
+        for running in mine:
+            running.stop.set()
+        return [r for r in mine if r.ended.wait(timeout)]
+
+
+RUNS = Runs()
 
 
 # ---------------------------------------------------------------- streaming one generation
