@@ -9,6 +9,7 @@ e.g. through the Space's `preload_from_hub`).
 from __future__ import annotations
 
 import functools
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -55,9 +56,35 @@ def run_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def placed(fn, duration: int):
+def step_options() -> dict:
+    """How runs take their steps: the fast path unless PAR_PLAIN_STEPS=1 asks for the plain
+    module forward (the reference); no CUDA graphs on ZeroGPU, whose GPU is attached per call
+    (a graph captured in one call would point at memory of another)."""
+    return {"fast": os.environ.get("PAR_PLAIN_STEPS") != "1",
+            "graphs": False if on_zero_gpu() else None}
+
+
+def device_label(device: torch.device) -> str:
+    """The device a run ran on, as the run's summary reports it."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} of {os.cpu_count()} cores)"
+
+
+def gpu_seconds(model: str, steps: int) -> int:
+    """ZeroGPU reservation for `steps` steps of `model`: a fixed allowance for attaching the GPU,
+    moving the weights and warming up, plus three times a step bound that grows with the weights
+    (2 ms of launches and sampling, and 1 ms per billion parameters), so short runs of small
+    models ask for less and queue first."""
+    args = get_preset(model).args
+    billions = args.n_layer * 12 * args.dim ** 2 / 1e9
+    return math.ceil(15 + 3 * steps * (2 + billions) / 1000)
+
+
+def placed(fn, duration):
     """`fn(*args, device)` as `call(model, *args)`: run where `placement(model)` says, so on the
-    CPU directly or else inside a @gpu worker that may hold the GPU for `duration` seconds."""
+    CPU directly or else inside a @gpu worker that may hold the GPU for `duration` seconds (or
+    `duration(*args, device)` seconds: spaces.GPU accepts a function of the call)."""
     on_gpu = gpu(duration=duration)(fn)
 
     @functools.wraps(fn)

@@ -8,9 +8,7 @@ schedule a plan builds is the one the run, its record and its exports use.
 """
 from __future__ import annotations
 
-import math
 import threading
-import time
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
@@ -19,14 +17,12 @@ import numpy as np
 from par_demo.animation import side_by_side
 from par_demo.orders import Schedule, ScheduleSpec
 from par_demo.presets import ModelPreset, UnsupportedSchedule
-from par_demo.preview import progress_overlay, step_frame
+from par_demo.preview import FRAME_INTERVAL, FrameClock, progress_overlay, step_frame
 from par_demo.sampler import StepEvent, sample_steps
 from par_demo.sampling import SamplingConfig
 from par_demo.ui import inputs, views
 from par_demo.ui.errors import fail, shown
-from par_demo.ui.machine import MODELS, placed
-
-FRAME_INTERVAL = 0.08  # seconds between streamed frames (~12 per second); fast runs skip some
+from par_demo.ui.machine import MODELS, device_label, gpu_seconds, placed, step_options
 
 # Orderings a comparison can put side by side: value -> (description, spec without its grid)
 COMPARE_ORDERINGS: dict[str, tuple[str, ScheduleSpec]] = {
@@ -136,13 +132,17 @@ class RunRecord:
     tokens: list[np.ndarray] = field(default_factory=list)  # per step: [L] int16, -1 pending
     step_seconds: list[float] = field(default_factory=list)
     entropy: np.ndarray | None = None  # [L] float32, nan where pending
+    device: str = ""  # where it ran, e.g. "cpu (1 of 2 cores)"
+    step_path: str = ""  # "fast", or "plain (reference)" under PAR_PLAIN_STEPS=1
 
     @classmethod
     def start(cls, loaded, class_id: int, class_label: str, schedule: Schedule,
               config: SamplingConfig, label: str = "") -> "RunRecord":
         return cls(loaded.preset.name, loaded.title, loaded.random_weights, class_id,
                    class_label, schedule, config, loaded.preset.args.vocab_size,
-                   label or schedule.spec.label)
+                   label or schedule.spec.label,
+                   device=device_label(next(loaded.transformer.parameters()).device),
+                   step_path="fast" if step_options()["fast"] else "plain (reference)")
 
     def add(self, event: StepEvent) -> None:
         self.tokens.append(event.tokens[0].astype(np.int16))
@@ -193,6 +193,7 @@ class RunRecord:
             "ms_per_step": round(self.elapsed / max(self.steps_done, 1) * 1000, 3),
             "seed": self.config.seed, "guidance_scale": self.config.cfg_scale,
             "temperature": self.config.temperature, "top_k": self.config.top_k,
+            "device": self.device, "step_path": self.step_path,
         }
 
 
@@ -264,19 +265,20 @@ def render_views(loaded, record: RunRecord) -> RunViews:
 def _generation(plan: RunPlan, frame_interval: float, device: str | None):
     loaded = MODELS.get(plan.model, device)
     record = RunRecord.start(loaded, plan.class_id, plan.class_label, plan.schedule, plan.config)
-    events = sample_steps(loaded.transformer, plan.schedule, [plan.class_id], plan.config)
-    last = -math.inf
+    events = sample_steps(loaded.transformer, plan.schedule, [plan.class_id], plan.config,
+                          **step_options())
+    clock = FrameClock(frame_interval)
     try:
         for event in events:
             record.add(event)
-            if event.done or event.step == 0 or time.perf_counter() - last >= frame_interval:
+            if clock.due(event.step, event.done):
                 yield record.snapshot(), render_views(loaded, record)
-                last = time.perf_counter()
     finally:
         events.close()
 
 
-_placed_generation = placed(_generation, duration=90)
+_placed_generation = placed(
+    _generation, duration=lambda plan, *_: gpu_seconds(plan.model, plan.schedule.num_steps))
 
 
 def generation_stream(plan: RunPlan, frame_interval: float = FRAME_INTERVAL
@@ -299,24 +301,24 @@ def _comparison(plan: ComparePlan, overlay: bool, frame_interval: float, device:
     loaded = MODELS.get(plan.model, device)
     records = [RunRecord.start(loaded, plan.class_id, plan.class_label, s, plan.config, key)
                for s, key in zip(plan.schedules, plan.keys)]
-    streams = [sample_steps(loaded.transformer, s, [plan.class_id], plan.config)
-               for s in plan.schedules]
-    last = -math.inf
+    streams = [sample_steps(loaded.transformer, s, [plan.class_id], plan.config,
+                            **step_options()) for s in plan.schedules]
+    clock = FrameClock(frame_interval)
     try:
         for tick in range(max(s.num_steps for s in plan.schedules)):
             for record, stream in zip(records, streams):
                 if not record.complete:
                     record.add(next(stream))
             finished = all(r.complete for r in records)
-            if finished or tick == 0 or time.perf_counter() - last >= frame_interval:
+            if clock.due(tick, finished):
                 yield [r.snapshot() for r in records], compare_frame(loaded, records, overlay)
-                last = time.perf_counter()
     finally:
         for stream in streams:
             stream.close()
 
 
-_placed_comparison = placed(_comparison, duration=180)
+_placed_comparison = placed(_comparison, duration=lambda plan, *_: gpu_seconds(
+    plan.model, sum(s.num_steps for s in plan.schedules)))
 
 
 def compare_stream(plan: ComparePlan, overlay: bool = True,
