@@ -61,14 +61,14 @@ def main() -> None:
         r["step_ratio"] = base["steps"] / r["steps"]
         r["speedup"] = base["seconds"] / r["seconds"]
 
-    print(f"{loaded.title}, {grid}x{grid} tokens, guidance {preset.sampling.cfg_scale}, "
+    print(f"{preset.name}, {grid}x{grid} tokens, guidance {preset.sampling.cfg_scale}, "
           f"{torch.get_num_threads()} threads, previews {'on' if a.previews else 'off'}")
     print(f"{'ordering':34s} {'steps':>6s} {'s/image':>8s} {'ms/step':>8s} {'steps÷':>7s} {'speedup':>8s}")
     for r in rows:
         print(f"{r['ordering']:34s} {r['steps']:6d} {r['seconds']:8.3f} {r['ms_per_step']:8.2f} "
               f"{r['step_ratio']:7.2f} {r['speedup']:8.2f}")
     if a.json:
-        a.json.write_text(json.dumps({"model": loaded.title, "threads": torch.get_num_threads(),
+        a.json.write_text(json.dumps({"model": preset.name, "threads": torch.get_num_threads(),
                                       "previews": a.previews, "rows": rows}, indent=1))
 
 

@@ -66,12 +66,12 @@ def cmd_generate(a: argparse.Namespace) -> int:
         frames.append(caption(frame, f"step {event.step + 1}/{event.num_steps}"))
     write_animation(frames, a.out, a.frame_ms)
     print(json.dumps({
-        "model": loaded.title, "class": class_id,
+        "model": preset.name, "class": class_id,
         "class_name": preset.class_names().names[class_id], "schedule": schedule.spec.label,
         "steps": schedule.num_steps, "tokens_per_step_max": max(schedule.sizes),
         "seconds": round(sum(step_seconds), 4),
         "seconds_per_step": round(float(np.mean(step_seconds)), 6),
-        "random_weights": loaded.random_weights, "out": a.out,
+        "out": a.out,
     }))
     return 0
 

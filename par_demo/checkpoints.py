@@ -216,16 +216,11 @@ class LoadedModel:
     preset: ModelPreset
     transformer: Transformer
     tokenizer: VQModel
-    random_weights: bool  # an untrained stand-in: its images are noise
-
-    @property
-    def title(self) -> str:
-        suffix = " [random weights: untrained stand-in]" if self.random_weights else ""
-        return self.preset.name + suffix
 
 
 def random_model(preset: ModelPreset, device="cpu", seed: int = 0) -> LoadedModel:
-    """The preset's architecture with seeded random weights (for tests and the stand-in)."""
+    """The preset's architecture with seeded random weights, for tests and benchmarks (a step
+    takes the same time whatever the weights)."""
     generator = torch.Generator().manual_seed(seed)
     transformer = Transformer(preset.args).init_weights(generator)
     # random init would leave logits at exactly zero: give the head some signal
@@ -233,18 +228,15 @@ def random_model(preset: ModelPreset, device="cpu", seed: int = 0) -> LoadedMode
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         tokenizer = VQModel(preset.tokenizer.args)
-    return LoadedModel(preset, transformer.to(device).eval(), tokenizer.to(device).eval(), True)
+    return LoadedModel(preset, transformer.to(device).eval(), tokenizer.to(device).eval())
 
 
 def load_model(preset: ModelPreset | str, device="cpu", dtype=torch.float32,
                cache_dir: str | Path | None = None, download: bool = True) -> LoadedModel:
-    """Load a preset's generator and tokenizer. The embedded model falls back to random weights
-    while its trained files are absent; any other missing file raises CheckpointError."""
+    """Load a preset's generator and tokenizer; a missing or bad file raises CheckpointError."""
     preset = get_preset(preset) if isinstance(preset, str) else preset
-    if preset.weights.repo_id is None and local_weight_file(preset.weights) is None:
-        return random_model(preset, device)
     gen_path = weight_file(preset.weights, cache_dir, download)
     tok_path = weight_file(preset.tokenizer.weights, cache_dir, download)
     transformer = load_transformer(preset, gen_path, device, dtype)
     tokenizer = load_tokenizer(preset.tokenizer, tok_path, device)
-    return LoadedModel(preset, transformer, tokenizer, False)
+    return LoadedModel(preset, transformer, tokenizer)

@@ -39,7 +39,6 @@ def hub(tmp_path, monkeypatch):
 def test_presets_load_official_files_from_the_local_cache(hub, base, case):
     preset = tiny_released_preset(base, case, REPO)
     loaded = load_model(preset, cache_dir=hub.root)
-    assert not loaded.random_weights
     schedule = preset.check(preset.runs)
     result = generate(loaded.transformer, schedule, [1, 7], SamplingConfig(cfg_scale=1.5, greedy=True))
     expected = golden_expected(case)["greedy_cfg1.5_raster"].numpy()
@@ -169,10 +168,10 @@ def test_every_preset_default_is_accepted_by_the_app():
         assert sampling_config(preset, s.cfg_scale, s.temperature, s.top_k, 0) == s
 
 
-def test_embedded_model_stands_in_with_random_weights_until_trained():
-    missing = replace(EMBEDDED, weights=WeightSource("not-yet-trained.safetensors"))
-    loaded = load_model(missing)
-    assert loaded.random_weights and "random weights" in loaded.title
+def test_a_missing_embedded_file_is_named_with_where_it_ships():
+    missing = replace(EMBEDDED, weights=WeightSource("not-shipped.safetensors"))
+    with pytest.raises(CheckpointError, match="not-shipped.safetensors is missing from assets/"):
+        load_model(missing)
     assert local_weight_file(missing.weights) is None
     assert DEFAULT_MODEL == EMBEDDED.name
     assert EMBEDDED.args.num_classes == len(emoji_classes())

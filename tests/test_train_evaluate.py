@@ -54,19 +54,23 @@ def test_table_rows_cover_the_issue_orderings_with_sane_numbers(report):
         assert f"| {r['label']} | {r['steps']} |" in table
 
 
-def test_one_sample_grid_per_ordering_with_a_row_per_class(report):
+def test_one_sample_grid_per_ordering_with_a_block_per_class(report):
     out, data = report
     config = TOY.evaluation
     assert len(list(out.glob("samples_*.png"))) == len(EVAL_SCHEDULES)
+    rows = -(-data.num_classes // config.grid_classes_per_row)
     for spec in EVAL_SCHEDULES:
         png = Image.open(out / f"samples_{slug(spec.label)}.png")
-        shown = min(config.grid_columns, config.images_per_class)
-        assert png.size == (64 * shown, 64 * data.num_classes)
+        assert png.size == (64 * config.grid_side * config.grid_classes_per_row,
+                            64 * config.grid_side * rows)
 
 
-def test_sample_grid_puts_each_class_on_its_own_row():
-    images = np.arange(6 * 2 * 2 * 3, dtype=np.uint8).reshape(6, 2, 2, 3)
-    grid = sample_grid(images, num_classes=3, per_class=2, columns=1)
-    assert grid.shape == (6, 2, 3)
-    assert np.array_equal(grid[2:4], images[2])
-    assert np.array_equal(grid[4:6], images[4])
+def test_sample_grid_puts_each_class_in_its_own_block():
+    images = np.arange(1, 6 * 2 * 2 * 3 + 1, dtype=np.uint8).reshape(6, 2, 2, 3)
+    grid = sample_grid(images, num_classes=3, per_class=2, side=2, classes_per_row=2)
+    assert grid.shape == (8, 8, 3)
+    assert np.array_equal(grid[0:2, 0:2], images[0]) and np.array_equal(grid[0:2, 2:4], images[1])
+    assert np.array_equal(grid[0:2, 4:6], images[2])  # class 1, top-right block
+    assert np.array_equal(grid[4:6, 0:2], images[4])  # class 2, second row of blocks
+    assert (grid[2:4] == 255).all()  # two samples fill half of a 2x2 block
+    assert (grid[4:8, 4:8] == 255).all()  # no fourth class

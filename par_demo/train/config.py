@@ -96,7 +96,8 @@ class EvalConfig:
     top_k: int = 0
     timing_images: int = 3  # single-image CPU generations timed per ordering
     cpu_threads: int = 2  # the demo's target machine
-    grid_columns: int = 8  # sample grid: classes shown per ordering
+    grid_side: int = 2  # sample grid: a side x side block of samples per class
+    grid_classes_per_row: int = 8
     seed: int = 0
 
 
@@ -121,8 +122,7 @@ PROFILES: dict[str, Profile] = {
         classifier=ClassifierTraining(width=32, feature_dim=16, steps=4, batch_size=8,
                                       log_every=1, save_every=2,
                                       optim=OptimConfig(lr=1e-3, warmup_steps=1)),
-        evaluation=EvalConfig(images_per_class=1, batch_size=32, timing_images=1,
-                              grid_columns=2),
+        evaluation=EvalConfig(images_per_class=1, batch_size=32, timing_images=1),
     ),
     "cpu": Profile(
         tokenizer=TokenizerTraining(steps=400, batch_size=32, restart_every=100, log_every=20,

@@ -170,12 +170,20 @@ def format_table(results: list[OrderingResult], reference: RealReference,
     return "\n".join(lines)
 
 
-def sample_grid(images: np.ndarray, num_classes: int, per_class: int, columns: int) -> np.ndarray:
-    """One row per class, up to `columns` images each (images are ordered class by class)."""
-    shown = min(columns, per_class)
-    rows = [np.concatenate(list(images[c * per_class:c * per_class + shown]), axis=1)
-            for c in range(num_classes)]
-    return np.concatenate(rows, axis=0)
+def sample_grid(images: np.ndarray, num_classes: int, per_class: int, side: int,
+                classes_per_row: int) -> np.ndarray:
+    """A side x side block of samples per class (images are ordered class by class), blocks in
+    class order, `classes_per_row` blocks to a row; missing blocks stay white."""
+    shown = min(side * side, per_class)
+    h, w = images.shape[1:3]
+    rows = -(-num_classes // classes_per_row)
+    grid = np.full((rows * side * h, classes_per_row * side * w, 3), 255, np.uint8)
+    for c in range(num_classes):
+        top, left = (c // classes_per_row) * side * h, (c % classes_per_row) * side * w
+        for k in range(shown):
+            y, x = top + (k // side) * h, left + (k % side) * w
+            grid[y:y + h, x:x + w] = images[c * per_class + k]
+    return grid
 
 
 def slug(label: str) -> str:
@@ -191,8 +199,11 @@ def write_report(out: Path, results, reference, samples, data: EmojiDataset,
         {"orderings": [asdict(r) for r in results], "real": asdict(reference),
          "config": asdict(config)}, indent=1))
     for label, images in samples.items():
-        grid = sample_grid(images, data.num_classes, config.images_per_class, config.grid_columns)
-        Image.fromarray(grid).save(out / f"samples_{slug(label)}.png")
+        grid = sample_grid(images, data.num_classes, config.images_per_class,
+                           config.grid_side, config.grid_classes_per_row)
+        # flat emoji colours survive a 256-colour palette; the file is a third of the RGB one
+        Image.fromarray(grid).quantize(256).save(out / f"samples_{slug(label)}.png",
+                                                  optimize=True)
     return table
 
 

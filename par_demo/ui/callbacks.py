@@ -65,9 +65,6 @@ def model_note(model: str) -> str:
             f"{len(p.class_names())} classes · {runs}")
     if state.reason:
         text += f"\n\n✗ **Unavailable here:** {state.reason}"
-    elif state.random_weights:
-        text += ("\n\n⚠ **Random weights** (untrained stand-in until the trained files ship): "
-                 "its images are noise, but the schedules, timings and speedups are real.")
     return text
 
 
@@ -205,7 +202,7 @@ def _steps(run: RunRecord | list[RunRecord] | None) -> str:
 def _stoppable(stream, request: gr.Request | None):
     """(item, stopped) for each (record or records, picture) of a run's stream. Once the
     caller's Stop arrives, the run is closed between two frames and its last item comes with
-    stopped=True. Runs that end early are logged."""
+    stopped=True. Each run's end is logged: finished, stopped or cancelled."""
     session = _session(request)
     running = RUNS.start(session)
     try:
@@ -218,6 +215,7 @@ def _stoppable(stream, request: gr.Request | None):
                 yield item, True
                 return
             yield item, False
+        log.info("run finished after step %s", _steps(running.last))
     except GeneratorExit:  # cancelled by Gradio: the page's Stop, a client's job.cancel()
         log.info("run cancelled after step %s", _steps(running.last))
         raise
@@ -232,8 +230,6 @@ def _generate_frame(plan, record: RunRecord, v, baseline, timings) -> GenerateOu
         if schedule.spec.parallel == 1:
             timings[plan.model] = record.elapsed
         status = views.done_line(schedule, record.elapsed, baseline)
-        if record.random_weights:
-            status += f" · *{record.title}*"
     else:
         status = views.live_line(schedule, record.steps_done - 1, record.step_seconds[-1],
                                  record.elapsed)

@@ -117,7 +117,4 @@ def uncertainty_views(record: RunRecord | None):
     text = (f"**{record.label}**, class {record.class_label}, seed {record.config.seed}: mean "
             f"entropy {np.nanmean(record.entropy[done]):.2f} nats over {int(done.sum())} tokens "
             f"(uniform over {record.vocab_size} codes would be {math.log(record.vocab_size):.2f}).")
-    if record.random_weights:
-        text += (" *This model has random weights, so its distributions are close to uniform "
-                 "everywhere; a trained model is sure of some tokens and unsure of others.*")
     return heat, chart, text

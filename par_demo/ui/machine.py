@@ -98,7 +98,6 @@ def placed(fn, duration):
 class Availability:
     preset: ModelPreset
     reason: str | None  # why it cannot run here; None when it can
-    random_weights: bool  # the embedded model without its trained files
 
     @property
     def ok(self) -> bool:
@@ -114,16 +113,13 @@ class Availability:
 def check_availability(preset: ModelPreset) -> Availability:
     files = [preset.weights, preset.tokenizer.weights]
     present = [local_weight_file(f) is not None for f in files]
-    random_weights = preset.weights.repo_id is None and not present[0]
     if preset.large and not gpu_available():
-        return Availability(preset, f"{preset.name} needs a GPU, and this machine has none", False)
-    if random_weights:  # load_model falls back to a random stand-in: nothing else is needed
-        return Availability(preset, None, True)
+        return Availability(preset, f"{preset.name} needs a GPU, and this machine has none")
     missing = [f for f, here in zip(files, present) if not here]
     if missing:
         f = missing[0]
-        return Availability(preset, f"{f.filename} is not on this machine; {f.fetch_hint}", False)
-    return Availability(preset, None, False)
+        return Availability(preset, f"{f.filename} is not on this machine; {f.fetch_hint}")
+    return Availability(preset, None)
 
 
 @lru_cache(maxsize=1)

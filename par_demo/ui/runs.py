@@ -121,8 +121,6 @@ def plan_compare(model, class_query, orderings, cfg, temperature, top_k, seed) -
 class RunRecord:
     """Everything a finished or stopped run leaves: tokens after each step, timing, entropy."""
     model: str
-    title: str  # the model's display title (says "random weights" for the stand-in)
-    random_weights: bool
     class_id: int
     class_label: str
     schedule: Schedule
@@ -138,8 +136,8 @@ class RunRecord:
     @classmethod
     def start(cls, loaded, class_id: int, class_label: str, schedule: Schedule,
               config: SamplingConfig, label: str = "") -> "RunRecord":
-        return cls(loaded.preset.name, loaded.title, loaded.random_weights, class_id,
-                   class_label, schedule, config, loaded.preset.args.vocab_size,
+        return cls(loaded.preset.name, class_id, class_label, schedule, config,
+                   loaded.preset.args.vocab_size,
                    label or schedule.spec.label,
                    device=device_label(next(loaded.transformer.parameters()).device),
                    step_path="fast" if step_options()["fast"] else "plain (reference)")
@@ -183,7 +181,7 @@ class RunRecord:
 
     def summary(self) -> dict:
         return {
-            "model": self.title, "random_weights": self.random_weights,
+            "model": self.model,
             "class": self.class_id, "class_label": self.class_label,
             "ordering": self.spec.label, "steps": self.num_steps,
             "steps_done": self.steps_done, "complete": self.complete,
