@@ -11,6 +11,7 @@ import tarfile
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, ImageDraw
 from safetensors.torch import load_file
@@ -176,3 +177,14 @@ def write_tiny_packages(folder: Path) -> Path:
 def tiny_dataset(folder: Path) -> EmojiDataset:
     return build_dataset(write_tiny_packages(folder / "npm"), read_class_table(), DataConfig(
         heldout_fraction=0.2))
+
+
+def smiling_face_score(images_NHW3: np.ndarray) -> tuple[float, float]:
+    """(darkest channel of the mean corner colour, red minus blue at the centre) of pictures of
+    the embedded model's class 0: a trained model draws a yellow disc on white (both large);
+    random weights draw coloured noise."""
+    im = images_NHW3.astype(np.float64)
+    corners = np.concatenate([im[:, :6, :6], im[:, :6, -6:], im[:, -6:, :6], im[:, -6:, -6:]], 1)
+    h, w = im.shape[1:3]
+    centre = im[:, h // 2 - 8:h // 2 + 8, w // 2 - 8:w // 2 + 8].mean((0, 1, 2))
+    return float(corners.mean((0, 1, 2)).min()), float(centre[0] - centre[2])
