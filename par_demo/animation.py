@@ -54,11 +54,45 @@ def _uniform(frames: Sequence[np.ndarray], block: int = 1) -> np.ndarray:
     return np.stack([pad_to(f, height, width) for f in frames])
 
 
+def thin(count: int, most: int) -> list[int]:
+    """At most `most` indices of `count` items, evenly spread, always the first and the last."""
+    if count <= most:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / (most - 1)) for i in range(most)})
+
+
+def _merge_repeats(frames: np.ndarray, durations: list[int]) -> tuple[np.ndarray, list[int]]:
+    """Consecutive identical frames become one frame shown for their summed time."""
+    keep, merged = [0], [durations[0]]
+    for i in range(1, len(frames)):
+        if np.array_equal(frames[i], frames[keep[-1]]):
+            merged[-1] += durations[i]
+        else:
+            keep.append(i)
+            merged.append(durations[i])
+    return frames[keep], merged
+
+
+def _shared_palette(frames: np.ndarray, samples: int = 8) -> Image.Image:
+    """One 256-colour palette for every frame, chosen from a few frames spread over the run
+    (the last holds every colour of the finished image): GIF's frames can then store only the
+    pixels that changed."""
+    picks = frames[thin(len(frames), samples)]
+    mosaic = Image.fromarray(np.concatenate(list(picks), axis=0))
+    return mosaic.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+
+
 def write_gif(frames: Sequence[np.ndarray], path: str | Path, frame_ms: int = 80,
               last_frame_ms: int = 1500) -> Path:
     """An endlessly looping GIF; the finished image stays up a little longer."""
-    durations = [frame_ms] * (len(frames) - 1) + [max(frame_ms, last_frame_ms)]
-    iio.imwrite(path, _uniform(frames), extension=".gif", duration=durations, loop=0)
+    stack = _uniform(frames)
+    durations = [frame_ms] * (len(stack) - 1) + [max(frame_ms, last_frame_ms)]
+    stack, durations = _merge_repeats(stack, durations)
+    palette = _shared_palette(stack)
+    images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE)
+              for f in stack]
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:],
+                   duration=durations, loop=0, disposal=1, optimize=False)
     return Path(path)
 
 

@@ -2,7 +2,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from par_demo.animation import caption, side_by_side, write_animation
+from par_demo.animation import caption, side_by_side, thin, write_animation
 
 
 def frames(n: int, size: int = 40, value: int = 0):
@@ -45,3 +45,29 @@ def test_bad_requests_are_refused(tmp_path):
         write_animation(frames(2), tmp_path / "run.gif", frame_ms=1)
     with pytest.raises(ValueError, match="no frames"):
         write_animation([], tmp_path / "run.gif")
+
+
+def test_thin_spreads_indices_and_keeps_the_ends():
+    assert thin(5, 10) == [0, 1, 2, 3, 4]
+    picked = thin(256, 96)
+    assert len(picked) == 96 and picked[0] == 0 and picked[-1] == 255
+    assert picked == sorted(set(picked))
+
+
+def test_gif_merges_unchanged_frames_and_stores_only_what_changed(tmp_path):
+    from PIL import Image
+
+    base = np.zeros((40, 40, 3), np.uint8)
+    base[:, :20] = (200, 120, 30)
+    moved = base.copy()
+    moved[4:8, 30:34] = (250, 250, 250)  # a small square appears
+    source = [base, moved, moved, moved, base]
+    path = write_animation(source, tmp_path / "run.gif", frame_ms=100)
+    read = iio.imread(path, index=None)
+    assert read.shape[0] == 3  # the still stretch is one frame
+    assert [iio.immeta(path, index=i)["duration"] for i in range(3)] == [100, 300, 1500]
+    assert np.array_equal(read[1][..., :3], moved)  # few colours: kept exactly
+    with Image.open(path) as gif:
+        gif.seek(1)
+        x0, y0, x1, y1 = gif.tile[0][1]
+        assert (x1 - x0) * (y1 - y0) <= 16  # one palette for all: only the square is stored

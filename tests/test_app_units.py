@@ -17,8 +17,8 @@ from par_demo.preview import progress_overlay
 from par_demo.ui import callbacks as cb
 from par_demo.ui.errors import friendly
 from par_demo.ui.explorer import MAX_ANIMATION_FRAMES, schedule_animation, schedule_figure
-from par_demo.ui.export import export_compare, export_run
-from par_demo.ui.machine import availability, gpu_available
+from par_demo.ui.export import MAX_FRAMES, export_compare, export_run, run_frames
+from par_demo.ui.machine import MODELS, availability, gpu_available
 from par_demo.ui.runs import (compare_stream, compare_table, generation_stream, plan_compare,
                               plan_run)
 
@@ -125,6 +125,17 @@ def test_streamed_frames_are_throttled_but_always_end_on_the_last_step():
     p = plan(parallel=1, order="raster")
     yields = list(generation_stream(p, frame_interval=3600.0))
     assert [r.steps_done for r, _ in yields] == [1, GRID * GRID]
+
+
+def test_a_long_run_exports_thinned_keeping_its_first_and_last_steps():
+    record = list(generation_stream(plan(parallel=1, order="raster"), frame_interval=3600.0))[-1][0]
+    done = export_run(record, overlay=False, frame_ms=50)
+    assert (done.frames, done.steps) == (MAX_FRAMES, GRID * GRID)
+    gif = iio.imread(done.gif, index=None)[..., :3].astype(int)
+    assert gif.shape[0] == MAX_FRAMES
+    loaded = MODELS.get(DEFAULT_MODEL)
+    first, last = run_frames(loaded, record, False, 256, [0, GRID * GRID - 1])
+    assert np.abs(gif[0] - first).mean() < 4 and np.abs(gif[-1] - last).mean() < 4  # one palette
 
 
 def test_compare_runs_on_one_step_clock():
