@@ -283,14 +283,20 @@ def enable_downloads() -> Downloads:
     return Downloads(gr.update(interactive=True), gr.update(interactive=True))
 
 
+def _frames_text(done, per: str) -> str:
+    if done.frames == done.steps:
+        return f"{done.frames} frames (one per {per})"
+    return f"{done.frames} frames spread over {done.steps} steps (the first and last kept)"
+
+
 @friendly
 def export_run_files(record, overlay, frame_ms, request: gr.Request = None) -> ExportOut:
     """GIF and MP4 of the last run."""
     require_run(record)  # refused here, before asking for a GPU
     overlay, frame_ms = boolean(overlay, "overlay"), checked_frame_ms(frame_ms)
     done = export_run(record, overlay, frame_ms, _session(request))
-    note = (f"{done.frames} frames (one per step{' done' if not record.complete else ''}), "
-            f"{frame_ms} ms each, {'with' if overlay else 'without'} the Figure 3 overlay.")
+    note = (f"{_frames_text(done, 'step')}, {frame_ms} ms each, "
+            f"{'with' if overlay else 'without'} the Figure 3 overlay.")
     return ExportOut(str(done.gif), str(done.mp4), str(done.gif), note)
 
 
@@ -348,8 +354,8 @@ def export_compare_files(records, overlay, frame_ms, request: gr.Request = None)
     require_comparison(records)
     overlay, frame_ms = boolean(overlay, "overlay"), checked_frame_ms(frame_ms)
     done = export_compare(records, overlay, frame_ms, _session(request))
-    note = (f"{done.frames} frames: all panels on one step clock, each holding its last frame "
-            f"when done; {frame_ms} ms each.")
+    note = (f"{_frames_text(done, 'tick of the step clock')}: all panels on one step clock, "
+            f"each holding its last frame when done; {frame_ms} ms each.")
     return ExportOut(str(done.gif), str(done.mp4), str(done.gif), note)
 
 
