@@ -51,6 +51,10 @@ def test_generation_streams_to_the_final_image(generation):
     assert details["tokens_per_step_max"] == 4
     assert details["speedup_in_steps"] == pytest.approx(GRID * GRID / steps, abs=1e-3)
     assert f"{steps} steps" in status and "Done" in status
+    # which time is which, and where it ran (the CPU's name, or the GPU's)
+    assert re.search(r"model time [\d.]+ s .* wall time [\d.]+ s", status)
+    assert f"on {details['device']}" in status and details["device"].startswith(("cpu (", "cuda ("))
+    assert ("first run since start (cold" in status) == details["cold_start"]
     for path in (image, overlay, tokens):
         assert Image.open(path).size == (SHOWN_PX, SHOWN_PX)
     assert Image.open(entropy).size[0] == SHOWN_PX  # the heat map, its colour scale below
@@ -89,7 +93,7 @@ def test_compare_table_matches_the_schedules(client):
     assert [r[2] for r in rows] == [16, 16, 16]
     assert [r[3] for r in rows] == [round(GRID * GRID / n, 2) for n in steps]
     assert all(isinstance(r[4], float) and r[4] > 0 for r in rows)  # measured seconds
-    assert "Done" in status
+    assert "Done" in status and "model time" in status and "wall time" in status
     width, _ = Image.open(frame).size
     assert width == 3 * 192 + 2 * 6  # three panels side by side
 

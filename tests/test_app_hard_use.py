@@ -154,7 +154,7 @@ def test_stop_through_the_api_stops_the_callers_run_only(app):
         if final_details["complete"]:
             continue
         assert final_details["stopped"] and final_details["steps_done"] < 256
-        assert f"Stopped** after step {final_details['steps_done']} of 256" in final_status
+        assert f"Stopped at step {final_details['steps_done']} of 256" in final_status
         assert status == final_status and details == final_details  # Stop says where it ended
         *_, other_details = others.result(timeout=CALL_TIMEOUT_S)
         assert other_details["complete"] and other_details["steps_done"] == 256

@@ -127,6 +127,39 @@ def test_streamed_frames_are_throttled_but_always_end_on_the_last_step():
     assert [r.steps_done for r, _ in yields] == [1, GRID * GRID]
 
 
+def test_replay_shows_every_recorded_step_as_it_streamed():
+    streamed = list(generation_stream(plan(parallel=16), frame_interval=0.0))
+    record = streamed[-1][0]
+    shown = cb.replay_range(record).step
+    assert shown["interactive"] and shown["maximum"] == shown["value"] == record.num_steps
+    for step in (0, 7, record.num_steps - 1):
+        replayed, views = cb.replay(record, step + 1), streamed[step][1]
+        for name in ("image", "overlay", "tokens", "entropy"):
+            assert np.array_equal(getattr(replayed, name), getattr(views, name)), (step, name)
+    for bad in (0, record.num_steps + 1, 2.5, "3"):
+        with pytest.raises(gr.Error, match="step must be"):
+            cb.replay(record, bad)
+    with pytest.raises(gr.Error, match="generate an image first"):
+        cb.replay(None, 1)
+    assert not cb.replay_range(None).step["interactive"]
+
+
+def test_a_refused_request_clears_the_previous_run():
+    gone = cb.refused()
+    assert (gone.image, gone.overlay, gone.tokens, gone.entropy, gone.run) == (None,) * 5
+    assert "Not run" in gone.status and not gone.step["interactive"]
+    assert cb.compare_refused().records is None
+
+
+def test_the_explorer_follows_the_model_and_clears_what_cannot_exist():
+    assert cb.explorer_grid(DEFAULT_MODEL).grid == GRID
+    for name in RELEASED:
+        assert cb.explorer_grid(name).grid == get_preset(name).args.grid
+    cleared = cb.unexplored()
+    assert cleared.figure is None and cleared.progress is None
+    assert cb.no_animation().animation is None
+
+
 def test_a_long_run_exports_thinned_keeping_its_first_and_last_steps():
     record = list(generation_stream(plan(parallel=1, order="raster"), frame_interval=3600.0))[-1][0]
     done = export_run(record, overlay=False, frame_ms=50)
@@ -156,6 +189,12 @@ def test_compare_runs_on_one_step_clock():
 
     done = export_compare(records, overlay=True, frame_ms=100)
     assert iio.imread(done.gif, index=None).shape[0] == max(steps)
+
+    # the replay slider: every panel at the same tick, exactly as it streamed
+    assert cb.replay_range(records).step["maximum"] == max(steps)
+    for tick in (0, 9, max(steps) - 1):
+        replayed = cb.replay_comparison(records, True, tick + 1).frame
+        assert np.array_equal(replayed, ticks[tick][1])
 
 
 def test_schedule_explorer_draws_or_explains():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,11 +20,11 @@ from par_demo.ui.errors import friendly
 from par_demo.ui.explorer import (schedule_animation, schedule_figure, schedule_progress,
                                   uncertainty_views)
 from par_demo.ui.export import export_compare, export_run, require_comparison, require_run
-from par_demo.ui.inputs import SEED_RANGE, boolean, frame_ms as checked_frame_ms
+from par_demo.ui.inputs import SEED_RANGE, boolean, frame_ms as checked_frame_ms, number
 from par_demo.ui.machine import availability
 from par_demo.ui.runs import (RUNS, RunRecord, compare_schedules, compare_stream,
                               compare_table, generation_stream, plan_compare, plan_run,
-                              run_schedule)
+                              replay_compare, replay_views, run_schedule)
 
 DEFAULT_CLASS = "heart"  # the embedded model's; other models start at class 0
 log = logging.getLogger("par_demo.ui")
@@ -179,6 +180,7 @@ def generate(model, class_query, parallel, order, init_tokens, cfg, temperature,
     """Stream one generation, one GenerateOut per frame, until done or stopped."""
     plan = plan_run(model, class_query, parallel, order, init_tokens, cfg, temperature, top_k,
                     seed)
+    started = time.perf_counter()
     timings = dict(timings or {})
     baseline = timings.get(plan.model)
     schedule = plan.schedule
@@ -191,7 +193,8 @@ def generate(model, class_query, parallel, order, init_tokens, cfg, temperature,
                 yield GenerateOut(v.image, v.overlay, v.tokens, v.entropy, report.status,
                                   report.details, record, timings)
             else:
-                yield _generate_frame(plan, record, v, baseline, timings)
+                yield _generate_frame(plan, record, v, baseline, timings,
+                                      time.perf_counter() - started)
 
 
 def _steps(run: RunRecord | list[RunRecord] | None) -> str:
@@ -224,12 +227,13 @@ def _stoppable(stream, request: gr.Request | None):
         RUNS.end(session, running)
 
 
-def _generate_frame(plan, record: RunRecord, v, baseline, timings) -> GenerateOut:
+def _generate_frame(plan, record: RunRecord, v, baseline, timings, wall: float) -> GenerateOut:
     schedule = plan.schedule
     if record.complete:
         if schedule.spec.parallel == 1:
             timings[plan.model] = record.elapsed
-        status = views.done_line(schedule, record.elapsed, baseline)
+        status = views.done_line(schedule, record.elapsed, baseline, wall, record.device,
+                                 record.cold)
     else:
         status = views.live_line(schedule, record.steps_done - 1, record.step_seconds[-1],
                                  record.elapsed)
@@ -257,6 +261,82 @@ def stop_run(record: RunRecord | None, request: gr.Request = None) -> Stopped:
     if record is not None and record.complete:
         return Stopped()
     return stop_report(record)
+
+
+@dataclass
+class Refused:
+    """A refused request leaves no pictures of an earlier run standing as if they were its own."""
+    image: Any = None
+    overlay: Any = None
+    tokens: Any = None
+    entropy: Any = None
+    status: Any = ("✗ **Not run**: the request was refused (the message says why). The "
+                   "previous run's pictures are cleared.")
+    details: Any = None
+    run: Any = None
+    step: Any = field(default_factory=lambda: gr.update(interactive=False))
+
+
+def refused() -> Refused:
+    return Refused()
+
+
+# ---------------------------------------------------------------- replay
+
+REPLAY_LABEL = "Replay: step (drag to see every recorded step)"
+
+
+@dataclass
+class ReplayRange:
+    step: Any
+
+
+def replay_off() -> ReplayRange:
+    """While a run streams, the slider waits."""
+    return ReplayRange(gr.update(interactive=False))
+
+
+def replay_range(run: RunRecord | list[RunRecord] | None) -> ReplayRange:
+    """After a run: the slider spans its recorded steps (a comparison's: its step clock) and
+    stands on the last."""
+    records = [run] if isinstance(run, RunRecord) else list(run or [])
+    if not records or not all(r.tokens for r in records):
+        return ReplayRange(gr.update(interactive=False))
+    last = max(r.steps_done for r in records)
+    return ReplayRange(gr.update(minimum=1, maximum=max(last, 2), value=last, interactive=True,
+                                 label=f"{REPLAY_LABEL}: 1 to {last}"))
+
+
+@dataclass
+class Replayed:
+    image: Any
+    overlay: Any
+    tokens: Any
+    entropy: Any
+
+
+@friendly
+def replay(record: RunRecord | None, step) -> Replayed:
+    """The run's pictures after `step` (1-based), as they streamed."""
+    record = require_run(record)
+    step = number(step, "step", 1, max(record.steps_done, 2), integer=True)
+    v = replay_views(record, min(step, record.steps_done) - 1)
+    return Replayed(v.image, v.overlay, v.tokens, v.entropy)
+
+
+@dataclass
+class ReplayedCompare:
+    frame: Any
+
+
+@friendly
+def replay_comparison(records, overlay, tick) -> ReplayedCompare:
+    """Every panel after step clock `tick` (1-based); finished panels hold their last step."""
+    records = require_comparison(records)
+    last = max(r.steps_done for r in records)
+    tick = number(tick, "step", 1, max(last, 2), integer=True)
+    return ReplayedCompare(replay_compare(records, boolean(overlay, "overlay"),
+                                          min(tick, last) - 1))
 
 
 @dataclass
@@ -302,7 +382,7 @@ def export_run_files(record, overlay, frame_ms, request: gr.Request = None) -> E
 
 # ---------------------------------------------------------------- compare
 
-def _compare_status(records, finished: bool) -> str:
+def _compare_status(records, finished: bool, wall: float) -> str:
     if finished:
         ones = [r for r in records if r.spec.parallel == 1]
         fastest = min(records, key=lambda r: r.num_steps)
@@ -311,7 +391,8 @@ def _compare_status(records, finished: bool) -> str:
         if ones and fastest is not ones[0]:
             text += (f" · {fastest.label} needed {ones[0].num_steps / fastest.num_steps:.2f}× "
                      f"fewer steps than {ones[0].label}")
-        return text
+        return text + "  \n" + views.timing_text(sum(r.elapsed for r in records), wall,
+                                                  records[0].device, records[0].cold)
     clock = max(r.steps_done for r in records)
     return f"Step clock **{clock}** · " + " · ".join(
         f"{r.label} {'✓' if r.complete else f'{r.steps_done}/{r.num_steps}'}" for r in records)
@@ -329,6 +410,7 @@ class CompareOut:
 def compare(model, class_query, orderings, overlay, cfg, temperature, top_k, seed, timings,
             request: gr.Request = None):
     """Stream a comparison, one CompareOut per frame, until done or stopped."""
+    started = time.perf_counter()
     plan = plan_compare(model, class_query, orderings, cfg, temperature, top_k, seed)
     overlay = boolean(overlay, "overlay")
     baseline = (timings or {}).get(plan.model)
@@ -336,17 +418,43 @@ def compare(model, class_query, orderings, overlay, cfg, temperature, top_k, see
     with closing(_stoppable(compare_stream(plan, overlay), request)) as frames:
         for (records, frame), stopped in frames:
             if stopped:
-                clock = max(r.steps_done for r in records)
-                yield CompareOut(status=f"■ **Stopped** at step clock {clock}.", records=records)
+                yield CompareOut(status=_compare_stopped_line(records), records=records)
             else:
                 finished = all(r.complete for r in records)
                 yield CompareOut(frame, compare_table(records, baseline),
-                                 _compare_status(records, finished), records)
+                                 _compare_status(records, finished,
+                                                 time.perf_counter() - started), records)
 
 
-def compare_stopped(request: gr.Request = None) -> str:
-    RUNS.stop(_session(request))
-    return "■ **Stopped.**"
+def _compare_stopped_line(records: list[RunRecord]) -> str:
+    clock = max(r.steps_done for r in records)
+    where = " · ".join(f"{r.label} {'✓' if r.complete else f'{r.steps_done}/{r.num_steps}'}"
+                       for r in records)
+    return (f"■ Stopped at step {clock} of {max(r.num_steps for r in records)} of the step "
+            f"clock: {where}. Replay its steps with the slider, or export the partial "
+            "comparison.")
+
+
+@dataclass
+class CompareRefused:
+    frame: Any = None
+    table: Any = None
+    status: Any = ("✗ **Not compared**: the request was refused (the message says why). The "
+                   "previous comparison is cleared.")
+    records: Any = None
+    step: Any = field(default_factory=lambda: gr.update(interactive=False))
+
+
+def compare_refused() -> CompareRefused:
+    return CompareRefused()
+
+
+def compare_stopped(request: gr.Request = None):
+    """Stop on Compare: ends the caller's runs and reports where the comparison ended."""
+    ended = [r.last for r in RUNS.stop(_session(request)) if isinstance(r.last, list)]
+    if not ended or all(r.complete for r in ended[-1]):
+        return gr.skip()
+    return _compare_stopped_line(ended[-1])
 
 
 @friendly
@@ -377,6 +485,22 @@ def explore(grid, parallel, order, init_tokens) -> Explored:
                     schedule_progress(grid, parallel, order, init_tokens, 1))
 
 
+def unexplored() -> Explored:
+    """A schedule that cannot exist: nothing of the previous one stays up."""
+    return Explored(None, "✗ No such schedule (the message says why).",
+                    gr.update(value=1, maximum=2), None)
+
+
+@dataclass
+class ExplorerGrid:
+    grid: Any
+
+
+def explorer_grid(model: str) -> ExplorerGrid:
+    """The explorer follows the chosen model's token grid."""
+    return ExplorerGrid(get_preset(model).args.grid)
+
+
 @dataclass
 class Progress:
     progress: Any
@@ -390,6 +514,10 @@ def explore_step(grid, parallel, order, init_tokens, step) -> Progress:
 @dataclass
 class Animated:
     animation: Any
+
+
+def no_animation() -> Animated:
+    return Animated(None)
 
 
 @friendly

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 from contextlib import closing
 from dataclasses import fields
 from types import SimpleNamespace
@@ -60,12 +61,13 @@ paper's Figures 9 and 11 explain it. The map shows, for each token, the entropy 
 distribution it was drawn from, at the step it was generated.
 """
 
-API_TEXT = """
+API_EXAMPLE_URL = "http://127.0.0.1:7860/"  # replaced on the page by the address it is served at
+API_TEXT = f"""
 Every action is a named endpoint. From Python:
 
 ```python
 from gradio_client import Client
-client = Client("http://127.0.0.1:7860/")
+client = Client("{API_EXAMPLE_URL}")
 # model, class, parallelism, ordering, initial tokens, guidance, temperature, top-k, seed
 image, overlay, tokens, entropy, status, details = client.predict(
     "PAR-emoji (embedded)", "heart", 4, "distant", True, 2.0, 1.0, 0, 0, api_name="/generate")
@@ -88,8 +90,9 @@ def named(fn, parts: SimpleNamespace, view) -> tuple:
     the components in `parts` it updates; Gradio gets the fields' values in that order."""
     outputs = [getattr(parts, f.name) for f in fields(view)]
 
-    def values(out) -> tuple:
-        return tuple(_served(getattr(out, f.name)) for f in fields(view))
+    def values(out):
+        got = tuple(_served(getattr(out, f.name)) for f in fields(view))
+        return got[0] if len(got) == 1 else got  # Gradio takes one output's value bare
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
@@ -130,6 +133,24 @@ def _image(label: str, **kwargs) -> gr.Image:
                         buttons=["download", "fullscreen"], **kwargs)
 
 
+def _replay_slider(elem_id: str) -> gr.Slider:
+    """Scrubs a finished (or stopped) run's recorded steps; waits while a run streams."""
+    return gr.Slider(1, 2, value=1, step=1, interactive=False, elem_id=elem_id,
+                     label=f"{cb.REPLAY_LABEL}: after a run")
+
+
+def _bring_into_view(trigger, elem_id: str) -> None:
+    """On a click, scroll the status line (the outputs under it) into view if it is out of
+    sight: on a phone the controls stack above the outputs."""
+    trigger(None, None, None, js=f"""() => {{
+        const el = document.getElementById({json.dumps(elem_id)});
+        if (!el) return;
+        const box = el.getBoundingClientRect();
+        if (box.top < 0 || box.top > window.innerHeight * 0.6)
+            el.scrollIntoView({{behavior: "smooth", block: "start"}});
+    }}""", **UI)
+
+
 def _model_dropdown(elem_id: str) -> gr.Dropdown:
     choices = [(availability()[name].label, name) for name in PRESETS]
     return gr.Dropdown(choices, value=DEFAULT_MODEL, label="Model", elem_id=elem_id,
@@ -144,16 +165,17 @@ def _class_dropdown(elem_id: str, **kwargs) -> gr.Dropdown:
 
 def _run_controls(prefix: str, parts: SimpleNamespace, action: str, check: str) -> gr.Button:
     """What can run and why not, the sampling settings, the run button; returns Stop."""
-    parts.check = gr.Markdown(check, elem_classes=["par-reason"])
-    _sampling(prefix, parts)
-    with gr.Row():
+    parts.check = gr.Markdown(check, elem_classes=["par-reason"], elem_id=f"{prefix}-check")
+    with gr.Row():  # above the settings: in view at the first visit, beside the outputs
         parts.run_button = gr.Button(action, variant="primary", elem_id=f"{prefix}-run")
-        return gr.Button("Stop", variant="stop", elem_id=f"{prefix}-stop")
+        stop = gr.Button("Stop", variant="stop", elem_id=f"{prefix}-stop")
+    _sampling(prefix, parts)
+    return stop
 
 
 def _sampling(prefix: str, parts: SimpleNamespace) -> None:
     preset = get_preset(DEFAULT_MODEL)
-    with gr.Accordion("Sampling", open=True):
+    with gr.Accordion("Sampling", open=False):  # closed: the run button stays in view
         parts.cfg = gr.Slider(*GUIDANCE_RANGE, value=preset.sampling.cfg_scale, step=0.05,
                               label="Guidance scale", info="1 = no classifier-free guidance")
         parts.temperature = gr.Slider(*TEMPERATURE_RANGE, value=preset.sampling.temperature,
@@ -211,8 +233,10 @@ def generate_tab(timings: gr.State) -> SimpleNamespace:
             g.note = gr.Markdown(cb.model_note(DEFAULT_MODEL), elem_classes=["par-reason"])
             g.klass = _class_dropdown("gen-class", info="Type to search; an index or a name")
             g.parallel = gr.Radio([(f"{p}x", p) for p in PARALLEL_CHOICES], value=4,
-                                  label="Parallelism (tokens per step)")
-            g.order = gr.Radio(list(GENERATE_ORDERS), value="distant", label="Ordering")
+                                  label="Parallelism (tokens per step)",
+                                  elem_id="gen-parallel")
+            g.order = gr.Radio(list(GENERATE_ORDERS), value="distant", label="Ordering",
+                               elem_id="gen-order")
             g.init = gr.Checkbox(value=True, label="Sequential initial tokens",
                                  info="Stage 1: the first tokens one at a time")
             stop = _run_controls("gen", g, "Generate",
@@ -221,6 +245,7 @@ def generate_tab(timings: gr.State) -> SimpleNamespace:
             g.status = gr.Markdown("Press **Generate** to watch an image being made.",
                                    label="Status", elem_classes=["par-status"],
                                    elem_id="gen-status")
+            g.step = _replay_slider("gen-step")
             with gr.Row():
                 g.image = _image("Image so far (pending cells masked)", elem_id="gen-image")
                 g.entropy = _image("Uncertainty: entropy of each token", elem_id="gen-entropy")
@@ -244,14 +269,22 @@ def generate_tab(timings: gr.State) -> SimpleNamespace:
     on(gr.on, cb.generate_check, [g.model, g.parallel, g.order, g.init], g, cb.RunCheck,
        triggers=[c.change for c in (g.model, g.parallel, g.order, g.init)], **UI)
     starts = (g.run_button.click, examples.load_input_event.then)
-    for start in starts:
+    for start in starts:  # registered before the run: the page starts these first
         on(start, cb.reset_downloads, None, g.record, cb.ExportOut, **UI)
+        on(start, cb.replay_off, None, g, cb.ReplayRange, **UI)
+        _bring_into_view(start, "gen-status")
     g.runs = [on(g.run_button.click, cb.generate, inputs + [g.timings], g, cb.GenerateOut,
                  api_name="generate", show_progress="minimal", **RUN),
               on(examples.load_input_event.then, cb.generate, inputs + [g.timings], g,
                  cb.GenerateOut, api_visibility="private", show_progress="minimal", **RUN)]
-    on(stop.click, cb.stop_run, g.run, g, cb.Stopped, cancels=g.runs, api_name="stop",
-       queue=False)
+    stopped = on(stop.click, cb.stop_run, g.run, g, cb.Stopped, cancels=g.runs, api_name="stop",
+                 queue=False)
+    for done in g.runs + [stopped]:
+        on(done.success, cb.replay_range, g.run, g, cb.ReplayRange, **UI)
+    for run in g.runs:
+        on(run.failure, cb.refused, None, g, cb.Refused, **UI)
+    on(g.step.input, cb.replay, [g.run, g.step], g, cb.Replayed, trigger_mode="always_last",
+       api_visibility="private", concurrency_id="replay", concurrency_limit=4)
     return g
 
 
@@ -272,6 +305,7 @@ def compare_tab(timings: gr.State) -> SimpleNamespace:
                 "Same class, same seed, several orderings. All advance one step per tick, so "
                 "the orderings with fewer steps finish first.", label="Status",
                 elem_classes=["par-status"], elem_id="cmp-status")
+            c.step = _replay_slider("cmp-step")
             c.frame = _image("Side by side", elem_id="cmp-frame")
             c.table = gr.Dataframe(headers=COMPARE_HEADERS, label="Steps, time and speedup. "
                                    "Speedup in steps = tokens ÷ steps; in time = a 1x run's "
@@ -294,10 +328,18 @@ def compare_tab(timings: gr.State) -> SimpleNamespace:
     on(gr.on, cb.compare_check, [c.model, c.orderings], c, cb.CompareCheck,
        triggers=[c.model.change, c.orderings.change], **UI)
     on(c.run_button.click, cb.reset_downloads, None, c.record, cb.ExportOut, **UI)
+    on(c.run_button.click, cb.replay_off, None, c, cb.ReplayRange, **UI)
+    _bring_into_view(c.run_button.click, "cmp-status")
     run = on(c.run_button.click, cb.compare,
              [c.model, c.klass, c.orderings, c.overlay, c.cfg, c.temperature, c.top_k, c.seed,
               c.timings], c, cb.CompareOut, api_name="compare", show_progress="minimal", **RUN)
-    stop.click(cb.compare_stopped, None, c.status, cancels=[run], **UI)
+    stopped = stop.click(cb.compare_stopped, None, c.status, cancels=[run], **UI)
+    for done in (run, stopped):
+        on(done.success, cb.replay_range, c.records, c, cb.ReplayRange, **UI)
+    on(run.failure, cb.compare_refused, None, c, cb.CompareRefused, **UI)
+    on(c.step.input, cb.replay_comparison, [c.records, c.overlay, c.step], c,
+       cb.ReplayedCompare, trigger_mode="always_last", api_visibility="private",
+       concurrency_id="replay", concurrency_limit=4)
     return c
 
 
@@ -306,12 +348,13 @@ def understand_tab(demo: gr.Blocks) -> SimpleNamespace:
     gr.Markdown("### Schedule explorer: the paper's Figure 3 for any grid")
     with gr.Row():
         with gr.Column(scale=1, min_width=260):
-            u.grid = gr.Slider(*GRID_RANGE, value=24, step=1, label="Grid (tokens per side)")
+            u.grid = gr.Slider(*GRID_RANGE, value=get_preset(DEFAULT_MODEL).args.grid, step=1,
+                               label="Grid (tokens per side)")
             u.parallel = gr.Radio([(f"{p}x", p) for p in PARALLEL_CHOICES], value=4,
                                   label="Parallelism")
             u.order = gr.Radio(list(ORDERS), value="distant", label="Ordering")
             u.init = gr.Checkbox(value=True, label="Sequential initial tokens")
-            u.text = gr.Markdown(label="Schedule description")
+            u.text = gr.Markdown(label="Schedule description", elem_id="par-understand-text")
         with gr.Column(scale=2):
             u.figure = _image("Figure 3: step of each token", elem_id="sch-figure")
         with gr.Column(scale=2):
@@ -336,8 +379,11 @@ def understand_tab(demo: gr.Blocks) -> SimpleNamespace:
 
     schedule = [u.grid, u.parallel, u.order, u.init]
     ui = dict(concurrency_id="ui", preprocess=False)
-    on(gr.on, cb.explore, schedule, u, cb.Explored, api_name="schedule", concurrency_limit=8,
-       triggers=[demo.load] + [c.change for c in schedule], **ui)
+    explored = on(gr.on, cb.explore, schedule, u, cb.Explored, api_name="schedule",
+                  concurrency_limit=8, triggers=[demo.load] + [c.change for c in schedule], **ui)
+    on(explored.failure, cb.unexplored, None, u, cb.Explored, **UI)
+    # an animation of other settings (or of none that can exist) is not left up
+    on(gr.on, cb.no_animation, None, u, cb.Animated, triggers=[c.change for c in schedule], **UI)
     on(u.step.change, cb.explore_step, schedule + [u.step], u, cb.Progress,
        api_name="schedule_step", **ui)
     on(animate.click, cb.animate_schedule, schedule + [frame_ms], u, cb.Animated,
@@ -357,7 +403,13 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Understand", id="understand"):
                 understand = understand_tab(demo)
         with gr.Accordion("Use it from Python (gradio_client)", open=False):
-            gr.Markdown(API_TEXT)
+            api_text = gr.Markdown(API_TEXT)
+        # the example names the address this page is served at, as the browser sees it
+        demo.load(None, None, api_text, js=f"() => {json.dumps(API_TEXT)}.replace("
+                  f"{json.dumps(API_EXAMPLE_URL)}, window.location.origin + "
+                  "window.location.pathname)", **UI)
+        on(generate.model.change, cb.explorer_grid, generate.model, understand,
+           cb.ExplorerGrid, **UI)
         for run in generate.runs:
             on(run.success, cb.uncertainty, generate.run, understand, cb.Uncertainty,
                api_visibility="private")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import platform
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -64,11 +65,23 @@ def step_options() -> dict:
             "graphs": False if on_zero_gpu() else None}
 
 
+@lru_cache(maxsize=1)
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what the platform says."""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
 def device_label(device: torch.device) -> str:
-    """The device a run ran on, as the run's summary reports it."""
+    """The device a run ran on, as the run's summary and status line report it."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} of {os.cpu_count()} cores)"
+    return f"cpu ({cpu_name()}, {torch.get_num_threads()} of {os.cpu_count()} cores)"
 
 
 def gpu_seconds(model: str, steps: int) -> int:
@@ -134,6 +147,11 @@ class ModelCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: dict[tuple[str, str], LoadedModel] = {}
+
+    def loaded(self, name: str, device: str | None = None) -> bool:
+        """Whether a run of `name` finds it loaded (else it is the first since start: cold)."""
+        with self._lock:
+            return (get_preset(name).name, device or run_device()) in self._models
 
     def get(self, name: str, device: str | None = None) -> LoadedModel:
         preset = get_preset(name)

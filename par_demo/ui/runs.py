@@ -132,15 +132,17 @@ class RunRecord:
     entropy: np.ndarray | None = None  # [L] float32, nan where pending
     device: str = ""  # where it ran, e.g. "cpu (1 of 2 cores)"
     step_path: str = ""  # "fast", or "plain (reference)" under PAR_PLAIN_STEPS=1
+    cold: bool = False  # the model was loaded for this run: the first since start
 
     @classmethod
     def start(cls, loaded, class_id: int, class_label: str, schedule: Schedule,
-              config: SamplingConfig, label: str = "") -> "RunRecord":
+              config: SamplingConfig, label: str = "", cold: bool = False) -> "RunRecord":
         return cls(loaded.preset.name, class_id, class_label, schedule, config,
                    loaded.preset.args.vocab_size,
                    label or schedule.spec.label,
                    device=device_label(next(loaded.transformer.parameters()).device),
-                   step_path="fast" if step_options()["fast"] else "plain (reference)")
+                   step_path="fast" if step_options()["fast"] else "plain (reference)",
+                   cold=cold)
 
     def add(self, event: StepEvent) -> None:
         self.tokens.append(event.tokens[0].astype(np.int16))
@@ -191,7 +193,7 @@ class RunRecord:
             "ms_per_step": round(self.elapsed / max(self.steps_done, 1) * 1000, 3),
             "seed": self.config.seed, "guidance_scale": self.config.cfg_scale,
             "temperature": self.config.temperature, "top_k": self.config.top_k,
-            "device": self.device, "step_path": self.step_path,
+            "device": self.device, "step_path": self.step_path, "cold_start": self.cold,
         }
 
 
@@ -251,18 +253,36 @@ class RunViews:
     entropy: np.ndarray  # entropy heat map with its scale
 
 
-def render_views(loaded, record: RunRecord) -> RunViews:
-    step = record.steps_done - 1
+def render_views(loaded, record: RunRecord, step: int | None = None) -> RunViews:
+    """The pictures after `step` (0-based; default the last step done)."""
+    step = record.steps_done - 1 if step is None else step
     image = record.frame(loaded, step, views.DISPLAY_PX, overlay=False)
-    tokens = record.tokens[-1].astype(np.int64)
+    tokens = record.tokens[step].astype(np.int64)
+    # a token's entropy is fixed at the step that made it: hide the later ones
+    later = record.schedule.step_of_cell.reshape(-1) > step
+    entropy = np.where(later, np.nan, record.entropy).astype(np.float32)
     return RunViews(image, progress_overlay(record.schedule, image, step),
                     views.token_grid(tokens, record.grid, record.vocab_size),
-                    views.entropy_map(record.entropy, record.grid, record.vocab_size))
+                    views.entropy_map(entropy, record.grid, record.vocab_size))
+
+
+def _replay(record: RunRecord, step: int, device: str | None) -> RunViews:
+    return render_views(MODELS.get(record.model, device), record, step)
+
+
+_placed_replay = placed(_replay, duration=20)
+
+
+def replay_views(record: RunRecord, step: int) -> RunViews:
+    """The pictures of a recorded run after `step` (0-based), as they streamed."""
+    return _placed_replay(record.model, record, step)
 
 
 def _generation(plan: RunPlan, frame_interval: float, device: str | None):
+    cold = not MODELS.loaded(plan.model, device)
     loaded = MODELS.get(plan.model, device)
-    record = RunRecord.start(loaded, plan.class_id, plan.class_label, plan.schedule, plan.config)
+    record = RunRecord.start(loaded, plan.class_id, plan.class_label, plan.schedule, plan.config,
+                             cold=cold)
     events = sample_steps(loaded.transformer, plan.schedule, [plan.class_id], plan.config,
                           **step_options())
     clock = FrameClock(frame_interval)
@@ -288,16 +308,35 @@ def generation_stream(plan: RunPlan, frame_interval: float = FRAME_INTERVAL
 
 # ---------------------------------------------------------------- streaming a comparison
 
-def compare_frame(loaded, records: Sequence[RunRecord], overlay: bool,
+def compare_frame(loaded, records: Sequence[RunRecord], overlay: bool, tick: int | None = None,
                   size: int = views.PANEL_PX) -> np.ndarray:
-    panels = [[views.panel(r.frame(loaded, r.steps_done - 1, size, overlay), r.label,
-                           r.steps_done - 1, r.num_steps)] for r in records]
+    """All panels after step clock `tick` (0-based; default the last); a finished panel holds
+    its last step."""
+    tick = max(r.steps_done for r in records) - 1 if tick is None else tick
+    steps = [min(tick, r.steps_done - 1) for r in records]
+    panels = [[views.panel(r.frame(loaded, s, size, overlay), r.label, s, r.num_steps)]
+              for r, s in zip(records, steps)]
     return side_by_side(panels)[0]
 
 
+def _replay_compare(records: list[RunRecord], overlay: bool, tick: int,
+                    device: str | None) -> np.ndarray:
+    return compare_frame(MODELS.get(records[0].model, device), records, overlay, tick)
+
+
+_placed_replay_compare = placed(_replay_compare, duration=20)
+
+
+def replay_compare(records: Sequence[RunRecord], overlay: bool, tick: int) -> np.ndarray:
+    """A recorded comparison after step clock `tick` (0-based)."""
+    return _placed_replay_compare(records[0].model, list(records), overlay, tick)
+
+
 def _comparison(plan: ComparePlan, overlay: bool, frame_interval: float, device: str | None):
+    cold = not MODELS.loaded(plan.model, device)
     loaded = MODELS.get(plan.model, device)
-    records = [RunRecord.start(loaded, plan.class_id, plan.class_label, s, plan.config, key)
+    records = [RunRecord.start(loaded, plan.class_id, plan.class_label, s, plan.config, key,
+                               cold=cold)
                for s, key in zip(plan.schedules, plan.keys)]
     streams = [sample_steps(loaded.transformer, s, [plan.class_id], plan.config,
                             **step_options()) for s in plan.schedules]

@@ -98,20 +98,32 @@ def live_line(schedule: Schedule, step: int, step_seconds: float, elapsed: float
             + speedup_text(schedule))
 
 
-def done_line(schedule: Schedule, elapsed: float, baseline: float | None) -> str:
+def timing_text(model_s: float, wall_s: float | None, device: str, cold: bool) -> str:
+    """Which time is which, where it ran, and whether the model had to be loaded first."""
+    text = f"model time {model_s:.2f} s (the steps alone)"
+    if wall_s is not None:
+        text += f" · wall time {wall_s:.2f} s (start to done: previews and streaming included)"
+    text += f" · on {device}"
+    if cold:
+        text += " · first run since start (cold: the model was loaded for it)"
+    return text
+
+
+def done_line(schedule: Schedule, elapsed: float, baseline: float | None,
+              wall: float | None = None, device: str = "", cold: bool = False) -> str:
     per_step = elapsed / schedule.num_steps * 1000
-    text = (f"✓ **Done**: {schedule.num_steps} steps in {elapsed:.2f} s "
-            f"({per_step:.1f} ms per step) · " + speedup_text(schedule))
+    text = (f"✓ **Done**: {schedule.num_steps} steps, {per_step:.1f} ms per step · "
+            + speedup_text(schedule))
     if baseline and schedule.spec.parallel > 1:
-        text += (f" · measured **{baseline / elapsed:.2f}× faster** in time than your 1x run "
-                 f"of this model ({baseline:.2f} s)")
+        text += (f" · measured **{baseline / elapsed:.2f}× faster** in model time than your 1x "
+                 f"run of this model ({baseline:.2f} s)")
     elif schedule.spec.parallel > 1:
         text += " · run a 1x ordering once to measure the speedup in time as well"
-    return text
+    return text + "  \n" + timing_text(elapsed, wall, device, cold)
 
 
 def stopped_line(schedule: Schedule | None, steps_done: int, elapsed: float) -> str:
     if schedule is None:
         return "■ Stopped before the first step."
-    return (f"■ **Stopped** after step {steps_done} of {schedule.num_steps} "
-            f"({elapsed:.2f} s). The partial run can still be exported.")
+    return (f"■ Stopped at step {steps_done} of {schedule.num_steps} (model time "
+            f"{elapsed:.2f} s). Replay its steps with the slider, or export the partial run.")
