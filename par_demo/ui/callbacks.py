@@ -293,7 +293,7 @@ class ReplayRange:
 
 def replay_off() -> ReplayRange:
     """While a run streams, the slider waits."""
-    return ReplayRange(gr.update(interactive=False))
+    return ReplayRange(gr.update(interactive=False, label=f"{REPLAY_LABEL}: after this run"))
 
 
 def replay_range(run: RunRecord | list[RunRecord] | None) -> ReplayRange:
