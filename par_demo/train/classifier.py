@@ -8,8 +8,7 @@ generated image shows the requested class. Reports held-out accuracy.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +16,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from par_demo.train.checkpoint import TrainingState, check_same_config, load_state, save_state
-from par_demo.train.config import ClassifierTraining, from_dict, profile
+from par_demo.train.config import ClassifierTraining
 from par_demo.train.emoji_data import EmojiDataset
-from par_demo.train.runtime import (Budget, MetricsLog, adamw, configure_device, learning_rate,
-                                    set_learning_rate, step_generator, training_arguments)
+from par_demo.train.loop import Stage, command_line, load_trained, train
 from par_demo.train.tokenizer import random_flip, to_model_range
 
 
@@ -79,73 +76,45 @@ def heldout_accuracy(model: EmojiClassifier, data: EmojiDataset) -> float:
     return float((pred == data.labels[idx]).mean())
 
 
+class ClassifierStage(Stage):
+    """Cross-entropy on flipped and shifted training images."""
+
+    def __init__(self, config: ClassifierTraining, data: EmojiDataset, device):
+        self.config, self.data, self.device = config, data, device
+        self.model = EmojiClassifier(data.num_classes, config.width, config.feature_dim)
+        self.eval_every = config.save_every
+        idx = data.indices("train")
+        self.images = torch.as_tensor(data.images[idx], device=device)
+        self.labels = torch.as_tensor(data.labels[idx], device=device)
+
+    def loss(self, g: torch.Generator) -> dict[str, torch.Tensor]:
+        c = self.config
+        pick = torch.randint(len(self.images), (c.batch_size,), generator=g).to(self.device)
+        x = to_model_range(self.images[pick], self.device)
+        x = random_shift(random_flip(x, 0.5, g), 4, g)
+        return {"loss": F.cross_entropy(self.model(x), self.labels[pick],
+                                        label_smoothing=c.label_smoothing)}
+
+    def evaluate(self) -> dict[str, float]:
+        return {"heldout_accuracy": heldout_accuracy(self.model, self.data)}
+
+
 def train_classifier(config: ClassifierTraining, data: EmojiDataset, run: Path, device,
                      resume: bool = False, minutes: float | None = None,
                      chunk_steps: int | None = None,
                      quiet: bool = False) -> EmojiClassifier:
-    device = configure_device(str(device))
-    torch.manual_seed(config.seed)  # the module initialisers draw from the global generator
-    model = EmojiClassifier(data.num_classes, config.width, config.feature_dim).to(device).train()
-    optimizer = adamw(model, config.optim)
-    step = 0
-    saved = load_state(run) if resume else None
-    if saved is not None:
-        check_same_config(saved.config, asdict(config))
-        model.load_state_dict(saved.model)
-        optimizer.load_state_dict(saved.optimizer)
-        step = saved.step
-
-    log, budget = MetricsLog(run, quiet), Budget(minutes)
-    last_step = config.steps if chunk_steps is None else min(config.steps, step + chunk_steps)
-    idx = data.indices("train")
-    images = torch.as_tensor(data.images[idx], device=device)
-    labels = torch.as_tensor(data.labels[idx], device=device)
-
-    def checkpoint():
-        save_state(run, TrainingState(step, asdict(config), model.state_dict(),
-                                      optimizer.state_dict(), {}))
-
-    clock = time.perf_counter()
-    while step < last_step and not budget.spent():
-        g = step_generator(config.seed, step)
-        set_learning_rate(optimizer, learning_rate(config.optim, step, config.steps))
-        pick = torch.randint(len(images), (config.batch_size,), generator=g).to(device)
-        x = random_shift(random_flip(to_model_range(images[pick], device), 0.5, g), 4, g)
-        loss = F.cross_entropy(model(x), labels[pick], label_smoothing=config.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step += 1
-        if step % config.log_every == 0 or step == config.steps:
-            now = time.perf_counter()
-            log.write(step=step, loss=loss.item(), seconds=now - clock)
-            clock = now
-        if step % config.save_every == 0:
-            checkpoint()
-            model.eval()
-            log.write(step=step, heldout_accuracy=heldout_accuracy(model, data))
-            model.train()
-    checkpoint()
-    model.eval()
-    log.write(step=step, heldout_accuracy=heldout_accuracy(model, data))
-    return model
+    """Train until config.steps or the time budget; checkpoints in `run` (resumable)."""
+    return train(config, partial(ClassifierStage, config, data), run, device, resume, minutes,
+                 chunk_steps, quiet)
 
 
 def load_trained_classifier(run: Path, num_classes: int, device="cpu") -> EmojiClassifier:
-    state = load_state(run)
-    if state is None:
-        raise FileNotFoundError(f"{run} holds no classifier checkpoint")
-    config = from_dict(ClassifierTraining, state.config)
-    model = EmojiClassifier(num_classes, config.width, config.feature_dim)
-    model.load_state_dict(state.model)
-    return model.to(device).eval()
+    return load_trained(run, "classifier", lambda config: EmojiClassifier(
+        num_classes, config.width, config.feature_dim), device)
 
 
 def main(argv: list[str] | None = None) -> None:
-    a = training_arguments(__doc__, "--data", "data/emoji64.npz", "runs/classifier", argv)
-    config = profile(a.profile).classifier
-    if a.steps is not None:
-        config = replace(config, steps=a.steps)
+    a, config = command_line(__doc__, "classifier", "--data", "data/emoji64.npz", argv)
     train_classifier(config, EmojiDataset.load(a.data), a.run, a.device, a.resume, a.minutes,
                      a.chunk_steps)
 

@@ -1,8 +1,7 @@
-"""What every training loop shares: optimizer and learning-rate schedule, per-step seeding, the
-time budget of a chunk, bf16 autocast on CUDA, and a JSON-lines log."""
+"""The parts of the training loop (loop.py): optimizer and learning-rate schedule, per-step
+seeding, the time budget of a chunk, bf16 autocast on CUDA, and a JSON-lines log."""
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -111,23 +110,3 @@ class MetricsLog:
         if not self.path.is_file():
             return []
         return [json.loads(line) for line in self.path.read_text().splitlines() if line]
-
-
-def training_arguments(doc: str, data_flag: str, data_default: str, run_default: str,
-                       argv: list[str] | None, init_from: bool = False) -> argparse.Namespace:
-    """The command line every training script shares: data, run folder, profile, device, resume
-    and the ways to stop early with a checkpoint."""
-    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument(data_flag, dest="data", type=Path, default=Path(data_default))
-    p.add_argument("--run", type=Path, default=Path(run_default))
-    p.add_argument("--profile", default="gpu", help="toy | cpu | gpu")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--resume", action="store_true", help="continue from <run>/checkpoint.pt")
-    p.add_argument("--steps", type=int, help="override the profile's total steps")
-    p.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this long")
-    p.add_argument("--chunk-steps", type=int, help="stop (with a checkpoint) after this many steps")
-    if init_from:
-        p.add_argument("--init-from", type=Path,
-                       help="start an empty run folder from exported weights (e.g. assets/...): "
-                            "their step and config, fresh optimizer moments, a short re-warm-up")
-    return p.parse_args(argv)

@@ -10,8 +10,8 @@ held-out PSNR and codebook use, and writes reconstructions.png.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +21,10 @@ from PIL import Image
 
 from par_demo.models.vq import VQModel
 from par_demo.preview import to_uint8
-from par_demo.train.checkpoint import TrainingState, check_same_config, load_state, save_state
-from par_demo.train.config import TokenizerTraining, from_dict, profile
+from par_demo.train.config import TokenizerTraining
 from par_demo.train.emoji_data import EmojiDataset
+from par_demo.train.loop import Stage, command_line, load_trained, train
 from par_demo.train.metrics import CodebookUse, codebook_use, psnr
-from par_demo.train.runtime import (Budget, MetricsLog, adamw, configure_device, learning_rate,
-                                    set_learning_rate, step_generator, training_arguments)
 
 
 def to_model_range(images_NHW3: np.ndarray | torch.Tensor, device) -> torch.Tensor:
@@ -92,94 +90,72 @@ def save_reconstructions(path: Path, originals: np.ndarray, recon: np.ndarray, c
     Image.fromarray(np.concatenate([top, bottom], axis=0)).save(path)
 
 
+class TokenizerStage(Stage):
+    """Reconstruction, codebook and commitment losses; codes unused for `restart_every` steps
+    are re-seeded after the step."""
+
+    def __init__(self, config: TokenizerTraining, data: EmojiDataset, run: Path, device):
+        if not config.vq.with_encoder:
+            raise ValueError("training needs the encoder: "
+                             "use dataclasses.replace(args, with_encoder=True)")
+        self.config, self.run, self.device = config, run, device
+        self.model = VQModel(config.vq)
+        self.eval_every = config.eval_every
+        self.counts = torch.zeros(config.vq.codebook_size, dtype=torch.long, device=device)
+        self.train_images = torch.as_tensor(data.images[data.indices("train")], device=device)
+        self.heldout_images = data.images[data.indices("heldout")]
+
+    def loss(self, g: torch.Generator) -> dict[str, torch.Tensor]:
+        c, model = self.config, self.model
+        batch = torch.randint(len(self.train_images), (c.batch_size,), generator=g)
+        x = to_model_range(self.train_images[batch.to(self.device)], self.device)
+        x = random_flip(x, c.flip_p, g)
+        z = model.quant_conv(model.encoder(x))
+        q = model.quantize(z)
+        recon = model.decode(q.z_q)
+        mse, l1 = F.mse_loss(recon, x), F.l1_loss(recon, x)
+        self.counts += torch.bincount(q.codes.reshape(-1), minlength=len(self.counts))
+        self.z = z.detach()  # the restart after the step re-seeds codes from these
+        return {"loss": c.mse_weight * mse + c.l1_weight * l1 + q.codebook_loss + q.commit_loss,
+                "mse": mse, "l1": l1, "commit": q.commit_loss}
+
+    def after_step(self, step: int, g: torch.Generator) -> dict[str, float]:
+        if not self.config.restart_every or step % self.config.restart_every:
+            return {}
+        z_flat = F.normalize(self.z.permute(0, 2, 3, 1).reshape(-1, self.z.shape[1]), dim=-1)
+        restarted = restart_dead_codes(self.model, z_flat, self.counts, g)
+        self.counts.zero_()
+        return {"restarted": restarted}
+
+    def evaluate(self) -> dict[str, float]:
+        report, recon = evaluate_tokenizer(self.model, self.heldout_images)
+        save_reconstructions(self.run / "reconstructions.png", self.heldout_images, recon)
+        return {"heldout_psnr": report.psnr_db, "codes_used": report.codebook.used,
+                "perplexity": report.codebook.perplexity}
+
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        return {"code_counts": self.counts.cpu()}
+
+    def load_extra_state(self, extra: dict[str, torch.Tensor]) -> None:
+        self.counts = extra["code_counts"].to(self.device)
+
+
 def train_tokenizer(config: TokenizerTraining, data: EmojiDataset, run: Path, device,
                     resume: bool = False, minutes: float | None = None,
                     chunk_steps: int | None = None,
                     quiet: bool = False) -> VQModel:
     """Train until config.steps or the time budget; checkpoints in `run` (resumable)."""
-    device = configure_device(str(device))
-    if not config.vq.with_encoder:
-        raise ValueError("training needs the encoder: "
-                         "use dataclasses.replace(args, with_encoder=True)")
-    torch.manual_seed(config.seed)  # the module initialisers draw from the global generator
-    model = VQModel(config.vq).to(device).train()
-    optimizer = adamw(model, config.optim)
-    counts = torch.zeros(config.vq.codebook_size, dtype=torch.long, device=device)
-    step = 0
-    saved = load_state(run) if resume else None
-    if saved is not None:
-        check_same_config(saved.config, asdict(config))
-        model.load_state_dict(saved.model)
-        optimizer.load_state_dict(saved.optimizer)
-        counts, step = saved.extra["code_counts"].to(device), saved.step
-
-    log, budget = MetricsLog(run, quiet), Budget(minutes)
-    last_step = config.steps if chunk_steps is None else min(config.steps, step + chunk_steps)
-    train_images = torch.as_tensor(data.images[data.indices("train")], device=device)
-    heldout_images = data.images[data.indices("heldout")]
-
-    def checkpoint():
-        save_state(run, TrainingState(step, asdict(config), model.state_dict(),
-                                      optimizer.state_dict(), {"code_counts": counts.cpu()}))
-
-    clock = time.perf_counter()
-    while step < last_step and not budget.spent():
-        g = step_generator(config.seed, step)
-        set_learning_rate(optimizer, learning_rate(config.optim, step, config.steps))
-        batch = torch.randint(len(train_images), (config.batch_size,), generator=g)
-        x = random_flip(to_model_range(train_images[batch.to(device)], device), config.flip_p, g)
-        z = model.quant_conv(model.encoder(x))
-        q = model.quantize(z)
-        recon = model.decode(q.z_q)
-        mse, l1 = F.mse_loss(recon, x), F.l1_loss(recon, x)
-        loss = (config.mse_weight * mse + config.l1_weight * l1
-                + q.codebook_loss + q.commit_loss)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.optim.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
-        optimizer.step()
-        counts += torch.bincount(q.codes.reshape(-1), minlength=len(counts))
-        step += 1
-
-        restarted = 0
-        if config.restart_every and step % config.restart_every == 0:
-            z_flat = F.normalize(z.detach().permute(0, 2, 3, 1).reshape(-1, z.shape[1]), dim=-1)
-            restarted = restart_dead_codes(model, z_flat, counts, g)
-            counts.zero_()
-        if step % config.log_every == 0 or step == config.steps:
-            now = time.perf_counter()
-            log.write(step=step, loss=loss.item(), mse=mse.item(), l1=l1.item(),
-                      commit=q.commit_loss.item(), restarted=restarted,
-                      lr=optimizer.param_groups[0]["lr"], seconds=now - clock)
-            clock = now
-        if step % config.eval_every == 0 or step == config.steps:
-            report, recon_np = evaluate_tokenizer(model, heldout_images)
-            log.write(step=step, heldout_psnr=report.psnr_db, codes_used=report.codebook.used,
-                      perplexity=report.codebook.perplexity)
-            save_reconstructions(run / "reconstructions.png", heldout_images, recon_np)
-        if step % config.save_every == 0:
-            checkpoint()
-    checkpoint()
-    return model.eval()
+    return train(config, partial(TokenizerStage, config, data, run), run, device, resume,
+                 minutes, chunk_steps, quiet)
 
 
 def load_trained_tokenizer(run: Path, device="cpu") -> VQModel:
     """The tokenizer of a run folder's checkpoint."""
-    state = load_state(run)
-    if state is None:
-        raise FileNotFoundError(f"{run} holds no tokenizer checkpoint")
-    config = from_dict(TokenizerTraining, state.config)
-    model = VQModel(config.vq)
-    model.load_state_dict(state.model)
-    return model.to(device).eval()
+    return load_trained(run, "tokenizer", lambda config: VQModel(config.vq), device)
 
 
 def main(argv: list[str] | None = None) -> None:
-    a = training_arguments(__doc__, "--data", "data/emoji64.npz", "runs/tokenizer", argv)
-    config = profile(a.profile).tokenizer
-    if a.steps is not None:
-        config = replace(config, steps=a.steps)
+    a, config = command_line(__doc__, "tokenizer", "--data", "data/emoji64.npz", argv)
     data = EmojiDataset.load(a.data)
     model = train_tokenizer(config, data, a.run, a.device, a.resume, a.minutes, a.chunk_steps)
     report, _ = evaluate_tokenizer(model, data.images[data.indices("heldout")])
