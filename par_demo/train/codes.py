@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from par_demo.checkpoints import load_tokenizer
 from par_demo.models.vq import VQModel
+from par_demo.presets import EMOJI_TOKENIZER
 from par_demo.train.emoji_data import EmojiDataset, split_rows
 from par_demo.train.tokenizer import encode_images, load_trained_tokenizer
 
@@ -65,13 +67,21 @@ def encode_dataset(tokenizer: VQModel, data: EmojiDataset, batch: int = 256) -> 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--tokenizer-run", type=Path, default=Path("runs/tokenizer"))
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--tokenizer-run", type=Path, default=Path("runs/tokenizer"))
+    source.add_argument("--tokenizer-weights", type=Path,
+                        help="an exported tokenizer with its encoder, e.g. "
+                             "assets/emoji_tokenizer.safetensors")
     p.add_argument("--data", type=Path, default=Path("data/emoji64.npz"))
     p.add_argument("--out", type=Path, default=Path("data/emoji64_codes.npz"))
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args(argv)
-    grids = encode_dataset(load_trained_tokenizer(a.tokenizer_run, a.device),
-                           EmojiDataset.load(a.data))
+    if a.tokenizer_weights is not None:
+        preset = replace(EMOJI_TOKENIZER, args=replace(EMOJI_TOKENIZER.args, with_encoder=True))
+        tokenizer = load_tokenizer(preset, a.tokenizer_weights, a.device)
+    else:
+        tokenizer = load_trained_tokenizer(a.tokenizer_run, a.device)
+    grids = encode_dataset(tokenizer, EmojiDataset.load(a.data))
     grids.save(a.out)
     print(f"{len(grids.labels)} images x 2 (mirrored) as {grids.grid}x{grids.grid} grids of "
           f"{grids.codebook_size} codes -> {a.out}")
