@@ -141,6 +141,8 @@ def test_replay_shows_every_recorded_step_as_it_streamed():
             cb.replay(record, bad)
     with pytest.raises(gr.Error, match="generate an image first"):
         cb.replay(None, 1)
+    with pytest.raises(gr.Error, match="run a comparison first"):
+        cb.replay_comparison(None, True, 1)
     assert not cb.replay_range(None).step["interactive"]
 
 

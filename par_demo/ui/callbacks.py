@@ -16,7 +16,7 @@ import gradio as gr
 from par_demo.classes import ClassError
 from par_demo.presets import get_preset
 from par_demo.ui import views
-from par_demo.ui.errors import friendly
+from par_demo.ui.errors import fail, friendly
 from par_demo.ui.explorer import (schedule_animation, schedule_figure, schedule_progress,
                                   uncertainty_views)
 from par_demo.ui.export import export_compare, export_run, require_comparison, require_run
@@ -318,7 +318,8 @@ class Replayed:
 @friendly
 def replay(record: RunRecord | None, step) -> Replayed:
     """The run's pictures after `step` (1-based), as they streamed."""
-    record = require_run(record)
+    if not isinstance(record, RunRecord) or not record.tokens:
+        fail("generate an image first; the slider replays its steps", title="Nothing to replay")
     step = number(step, "step", 1, max(record.steps_done, 2), integer=True)
     v = replay_views(record, min(step, record.steps_done) - 1)
     return Replayed(v.image, v.overlay, v.tokens, v.entropy)
@@ -332,7 +333,8 @@ class ReplayedCompare:
 @friendly
 def replay_comparison(records, overlay, tick) -> ReplayedCompare:
     """Every panel after step clock `tick` (1-based); finished panels hold their last step."""
-    records = require_comparison(records)
+    if not records or not all(r.tokens for r in records):
+        fail("run a comparison first; the slider replays its steps", title="Nothing to replay")
     last = max(r.steps_done for r in records)
     tick = number(tick, "step", 1, max(last, 2), integer=True)
     return ReplayedCompare(replay_compare(records, boolean(overlay, "overlay"),
