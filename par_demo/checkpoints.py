@@ -25,8 +25,6 @@ from par_demo.classes import ASSETS
 from par_demo.models.transformer import Transformer
 from par_demo.models.vq import VQModel
 from par_demo.presets import ModelPreset, TokenizerPreset, WeightSource, get_preset
-# par_demo/train/ still imports these two from here (it is left as it is while its jobs run)
-from par_demo.presets import EMBEDDED, EMOJI_TOKENIZER  # noqa: F401
 
 
 class CheckpointError(RuntimeError):

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from par_demo.checkpoints import EMBEDDED, random_model
+from par_demo.checkpoints import random_model
+from par_demo.presets import EMBEDDED
 from par_demo.models.fast import FastDecoder
 from par_demo.models.slots import slot_layout
 from par_demo.models.transformer import Transformer

@@ -6,8 +6,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from par_demo.checkpoints import (EMBEDDED, EMOJI_TOKENIZER, ModelPreset, load_tokenizer,
-                                  load_transformer)
+from par_demo.checkpoints import load_tokenizer, load_transformer
+from par_demo.presets import EMBEDDED, EMOJI_TOKENIZER, ModelPreset
 from par_demo.models.transformer import Transformer
 from par_demo.models.vq import VQModel
 from par_demo.train.export import export_all, export_generator, export_tokenizer

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import get_args, get_origin, get_type_hints
 
-from par_demo.checkpoints import EMBEDDED, EMOJI_TOKENIZER
+from par_demo.presets import EMBEDDED, EMOJI_TOKENIZER
 from par_demo.models.transformer import ModelArgs
 from par_demo.models.vq import VQArgs
 from par_demo.orders import ScheduleSpec

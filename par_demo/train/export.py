@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from par_demo.checkpoints import (EMBEDDED, ModelPreset, TokenizerPreset, load_tokenizer,
-                                  load_transformer)
+from par_demo.checkpoints import load_tokenizer, load_transformer
+from par_demo.presets import EMBEDDED, ModelPreset, TokenizerPreset
 from par_demo.models.transformer import Transformer
 from par_demo.models.vq import VQModel
 from par_demo.train.checkpoint import load_state, training_metadata
