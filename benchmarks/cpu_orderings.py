@@ -2,8 +2,7 @@
 
     python -m benchmarks.cpu_orderings [--model NAME] [--repeats 3] [--previews] [--json out.json]
 
-Uses the named preset (default: the embedded model; random weights stand in while its files are
-absent: time does not depend on the values). Token generation with guidance at the preset's
+Uses the named preset (default: the embedded model, its shipped weights). Token generation with guidance at the preset's
 defaults, batch 1; with --previews every step is also decoded to a masked preview.
 """
 from __future__ import annotations

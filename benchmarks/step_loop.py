@@ -3,8 +3,7 @@
     python -m benchmarks.step_loop [--threads 1] [--repeats 7] [--json out.json]   # CPU
     python -m benchmarks.step_loop --gpu [--batches 1 32] [--json out.json]         # CUDA
 
-CPU: the embedded model (random weights stand in while its files are absent: time does not depend
-on the values), guidance at its default, batch 1 (2 rows with guidance). Per ordering, path and
+CPU: the embedded model (its shipped weights), guidance at its default, batch 1 (2 rows with guidance). Per ordering, path and
 preview mode: seconds per image and the median ms per step. Previews are "none", "every step"
 (a decode after each step) or "live" (decoded at the display rate, preview.FrameClock).
 Repeats alternate the two paths, so machine noise hits both; the spread is reported.
