@@ -101,7 +101,23 @@ def cpu_rows(repeats: int) -> list[dict]:
         step_frame(loaded.tokenizer, schedule, tokens[0], 0, 256)
         decode.append(time.perf_counter() - start)
     rows.append({"vq_decode_ms": 1000 * statistics.median(decode)})
+    rows.append({"matmul_ms": matmul_floor_ms(loaded.transformer, rows=2 * 4, repeats=repeats)})
     return rows
+
+
+def matmul_floor_ms(model: Transformer, rows: int, repeats: int) -> float:
+    """Median ms of one step's matrix products alone (every linear layer once, `rows` rows):
+    the part of a step that no reduction of per-op overhead removes."""
+    weights = [m.weight for m in model.modules()
+               if isinstance(m, torch.nn.Linear)]
+    inputs = [torch.randn(rows, w.shape[1], dtype=w.dtype) for w in weights]
+    times = []
+    for _ in range(20 * repeats):
+        start = time.perf_counter()
+        for x, w in zip(inputs, weights):
+            torch.nn.functional.linear(x, w)
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
 
 
 def print_cpu(rows: list[dict]) -> None:
@@ -111,6 +127,9 @@ def print_cpu(rows: list[dict]) -> None:
     for r in rows:
         if "vq_decode_ms" in r:
             print(f"one preview decode (VQ + enlarge): {r['vq_decode_ms']:.2f} ms")
+            continue
+        if "matmul_ms" in r:
+            print(f"the matrix products of one 4-slot guided step alone: {r['matmul_ms']:.2f} ms")
             continue
         p, f = r["plain"], r["fast"]
         print(f"{r['ordering']:34s} {r['steps']:5d} {r['previews']:>10s} | {p['seconds']:8.3f} "

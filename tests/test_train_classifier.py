@@ -5,7 +5,7 @@ import torch
 
 from par_demo.train.checkpoint import checkpoint_path, load_state
 from par_demo.train.classifier import (heldout_accuracy, load_trained_classifier, main, predict,
-                                       random_shift, train_classifier)
+                                       random_shift, random_zoom, train_classifier)
 from par_demo.train.config import profile
 from par_demo.train.runtime import MetricsLog
 from support import tiny_dataset
@@ -45,6 +45,24 @@ def test_random_shift_moves_content_and_fills_with_white():
     assert shifted.shape == x.shape
     assert ((shifted == -1) | (shifted == 1)).all()
     assert (shifted == -1).sum(dim=(1, 2, 3)).min() >= 3 * 6 * 6
+
+
+def test_random_zoom_scales_about_the_centre_and_fills_with_white():
+    x = -torch.ones(64, 3, 32, 32)
+    zoomed = random_zoom(x, 0.2, torch.Generator().manual_seed(0))
+    dark = (zoomed < 0).float().mean(dim=(1, 2, 3))
+    assert torch.allclose(zoomed[:, :, 14:18, 14:18], x[:, :, 14:18, 14:18])  # the centre stays
+    assert (dark < 0.99).any() and (dark == 1).any()  # some shrink (white border), some grow
+    assert dark.min() >= (1 / 1.2) ** 2 - 0.05
+    assert torch.equal(random_zoom(x, 0.0, torch.Generator().manual_seed(0)), x)
+
+
+def test_predictions_do_not_depend_on_mirroring(data, tmp_path):
+    model = train_classifier(CONFIG, data, tmp_path / "clf", "cpu", quiet=True)
+    features, pred = predict(model, data.images)
+    mirrored_features, mirrored_pred = predict(model, data.images[:, :, ::-1].copy())
+    np.testing.assert_allclose(mirrored_features, features, rtol=1e-5, atol=1e-6)
+    assert (mirrored_pred == pred).all()
 
 
 def test_cli(data, tmp_path):

@@ -43,6 +43,8 @@ class StepTables:
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """transformer.RMSNorm's arithmetic without the module call."""
+    if x.dtype == torch.float32:  # the casts are no-ops, but each is a dispatch
+        return x * torch.rsqrt(torch.mean(x * x, dim=-1, keepdim=True) + eps) * weight
     xf = x.float()
     return (xf * torch.rsqrt(torch.mean(xf * xf, dim=-1, keepdim=True) + eps)).type_as(x) * weight
 
@@ -89,8 +91,9 @@ class FastDecoder:
         self.tok_embeddings = model.tok_embeddings.weight
         self.weights_seen = weight_versions(model)
         self.norm, self.output = model.norm.weight, model.output.weight
-        # [layer] -> [N, T, 2 (k, v), H, head_dim]: one copy writes a step's keys and values
-        self.cache = torch.zeros(a.n_layer, rows, length, 2, a.n_head, a.head_dim,
+        # [layer] -> [2 (k, v), N, H, T, head_dim]: attention reads contiguous keys and values
+        # (faster than strided views); one copy writes a step's keys and values
+        self.cache = torch.zeros(a.n_layer, 2, rows, a.n_head, length, a.head_dim,
                                  device=self.device, dtype=self.dtype)
         self.positions = torch.arange(length, device=self.device)
 
@@ -142,15 +145,15 @@ class FastDecoder:
             swapped = qkv.view(N, S, -1, 2).flip(-1).view(N, S, 3 * D)
             qkv = (qkv * cos + swapped * sin).type_as(h_NSD).view(N, S, 3, H, hd)
             cache = self.cache[i]
+            new_kv = qkv[:, :, 1:].permute(2, 0, 3, 1, 4)  # [2, N, H, S, hd]
             if self.static:
-                cache.index_copy_(1, index, qkv[:, :, 1:])
+                cache.index_copy_(3, index, new_kv)
                 kv, mask = cache, visible
             else:
-                cache[:, start:start + S] = qkv[:, :, 1:]
-                kv, mask = cache[:, :start + S], None
-            out = F.scaled_dot_product_attention(
-                qkv[:, :, 0].transpose(1, 2), kv[:, :, 0].transpose(1, 2),
-                kv[:, :, 1].transpose(1, 2), attn_mask=mask)
+                cache[:, :, :, start:start + S] = new_kv
+                kv, mask = cache[:, :, :, :start + S], None
+            out = F.scaled_dot_product_attention(qkv[:, :, 0].transpose(1, 2), kv[0], kv[1],
+                                                 attn_mask=mask)
             h_NSD = h_NSD + F.linear(out.transpose(1, 2).reshape(N, S, D), w["wo"])
             gate, up = F.linear(rms_norm(h_NSD, w["ffn_norm"], a.norm_eps),
                                 w["w13"]).chunk(2, dim=-1)

@@ -55,15 +55,30 @@ def random_shift(x_B3HW: torch.Tensor, pixels: int, generator: torch.Generator) 
     return torch.stack([padded[b, :, dy[b]:dy[b] + H, dx[b]:dx[b] + W] for b in range(B)])
 
 
+def random_zoom(x_B3HW: torch.Tensor, max_change: float, generator: torch.Generator
+                ) -> torch.Tensor:
+    """Scale each image about its centre by a factor in [1 - max_change, 1 + max_change]
+    (white fill): emoji sets draw the same thing at different sizes."""
+    B = x_B3HW.shape[0]
+    factor = 1 + max_change * (2 * torch.rand(B, generator=generator) - 1)
+    theta = torch.zeros(B, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / factor
+    grid = F.affine_grid(theta.to(x_B3HW.device), list(x_B3HW.shape), align_corners=False)
+    # sampling x - 1 makes the zero padding white once 1 is added back
+    return F.grid_sample(x_B3HW - 1, grid, align_corners=False) + 1
+
+
 @torch.no_grad()
 def predict(model: EmojiClassifier, images_NHW3: np.ndarray, batch: int = 256):
-    """(features [N, D], predicted classes [N]) of uint8 images."""
+    """(features [N, D], predicted classes [N]) of uint8 images; features are averaged over
+    each image and its mirror image (training flips, so both are in distribution)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     feats, preds = [], []
     for i in range(0, len(images_NHW3), batch):
-        f = model.features(to_model_range(images_NHW3[i:i + batch], device))
+        x = to_model_range(images_NHW3[i:i + batch], device)
+        f = (model.features(x) + model.features(x.flip(-1))) / 2
         feats.append(f.cpu())
         preds.append(model.head(f).argmax(-1).cpu())
     model.train(was_training)
@@ -77,7 +92,7 @@ def heldout_accuracy(model: EmojiClassifier, data: EmojiDataset) -> float:
 
 
 class ClassifierStage(Stage):
-    """Cross-entropy on flipped and shifted training images."""
+    """Cross-entropy on flipped, zoomed and shifted training images."""
 
     def __init__(self, config: ClassifierTraining, data: EmojiDataset, device):
         self.config, self.data, self.device = config, data, device
@@ -91,7 +106,7 @@ class ClassifierStage(Stage):
         c = self.config
         pick = torch.randint(len(self.images), (c.batch_size,), generator=g).to(self.device)
         x = to_model_range(self.images[pick], self.device)
-        x = random_shift(random_flip(x, 0.5, g), 4, g)
+        x = random_shift(random_zoom(random_flip(x, 0.5, g), c.zoom, g), 4, g)
         return {"loss": F.cross_entropy(self.model(x), self.labels[pick],
                                         label_smoothing=c.label_smoothing)}
 
