@@ -74,3 +74,18 @@ def test_sample_grid_puts_each_class_in_its_own_block():
     assert np.array_equal(grid[4:6, 0:2], images[4])  # class 2, second row of blocks
     assert (grid[2:4] == 255).all()  # two samples fill half of a 2x2 block
     assert (grid[4:8, 4:8] == 255).all()  # no fourth class
+
+
+def test_orderings_flag_evaluates_only_the_named_orderings(report, capsys):
+    out, _ = report
+    root = out.parent
+    runs = ["--data", str(root / "emoji.npz"), "--tokenizer-run", str(root / "tokenizer"),
+            "--generator-run", str(root / "generator"), "--classifier-run",
+            str(root / "classifier"), "--profile", "toy", "--device", "cpu", "--no-timing"]
+    main(runs + ["--out", str(root / "two"), "--orderings", "distant 4x, with initial tokens",
+                 "raster 1x"])
+    rows = json.loads((root / "two" / "results.json").read_text())["orderings"]
+    assert [r["label"] for r in rows] == ["distant 4x, with initial tokens", "raster 1x"]
+    with pytest.raises(SystemExit):
+        main(runs + ["--out", str(root / "bad"), "--orderings", "zigzag 4x"])
+    assert "unknown ordering 'zigzag 4x'" in capsys.readouterr().err

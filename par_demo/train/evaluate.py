@@ -220,10 +220,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--temperature", type=float, help="override the profile's temperature")
     p.add_argument("--top-k", type=int, help="override the profile's top-k")
     p.add_argument("--no-timing", action="store_true", help="skip the CPU timing columns")
+    p.add_argument("--orderings", nargs="+", metavar="LABEL",
+                   help='evaluate only these, e.g. "raster 1x" "distant 4x, with initial tokens"')
     a = p.parse_args(argv)
     config = profile(a.profile).evaluation
     overrides = {"cfg_scale": a.cfg_scale, "temperature": a.temperature, "top_k": a.top_k}
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if a.orderings:
+        known = {spec.label: spec for spec in config.schedules}
+        unknown = [label for label in a.orderings if label not in known]
+        if unknown:
+            p.error(f"unknown ordering {unknown[0]!r}; choose from: {', '.join(known)}")
+        config = replace(config, schedules=tuple(known[label] for label in a.orderings))
     data = EmojiDataset.load(a.data)
     generator = load_trained_generator(a.generator_run, a.device)
     tokenizer = load_trained_tokenizer(a.tokenizer_run, a.device)
