@@ -108,8 +108,7 @@ def cpu_rows(repeats: int) -> list[dict]:
 def matmul_floor_ms(model: Transformer, rows: int, repeats: int) -> float:
     """Median ms of one step's matrix products alone (every linear layer once, `rows` rows):
     the part of a step that no reduction of per-op overhead removes."""
-    weights = [m.weight for m in model.modules()
-               if isinstance(m, torch.nn.Linear)]
+    weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
     inputs = [torch.randn(rows, w.shape[1], dtype=w.dtype) for w in weights]
     times = []
     for _ in range(20 * repeats):
