@@ -92,7 +92,7 @@ def heldout_accuracy(model: EmojiClassifier, data: EmojiDataset) -> float:
 
 
 class ClassifierStage(Stage):
-    """Cross-entropy on flipped, zoomed and shifted training images (optionally mixed up)."""
+    """Cross-entropy on flipped, zoomed and shifted training images."""
 
     def __init__(self, config: ClassifierTraining, data: EmojiDataset, device):
         self.config, self.data, self.device = config, data, device
@@ -107,16 +107,8 @@ class ClassifierStage(Stage):
         pick = torch.randint(len(self.images), (c.batch_size,), generator=g).to(self.device)
         x = to_model_range(self.images[pick], self.device)
         x = random_shift(random_zoom(random_flip(x, 0.5, g), c.zoom, g), 4, g)
-        labels = self.labels[pick]
-        if not c.mixup:
-            return {"loss": F.cross_entropy(self.model(x), labels,
-                                            label_smoothing=c.label_smoothing)}
-        # with few emoji per class, blends keep the network from memorising each drawing
-        weight = torch.rand((), generator=g).item()
-        partner = torch.randperm(len(x), generator=g).to(self.device)
-        logits = self.model(weight * x + (1 - weight) * x[partner])
-        ce = partial(F.cross_entropy, logits, label_smoothing=c.label_smoothing)
-        return {"loss": weight * ce(labels) + (1 - weight) * ce(labels[partner])}
+        return {"loss": F.cross_entropy(self.model(x), self.labels[pick],
+                                        label_smoothing=c.label_smoothing)}
 
     def evaluate(self) -> dict[str, float]:
         return {"heldout_accuracy": heldout_accuracy(self.model, self.data)}

@@ -71,7 +71,6 @@ class ClassifierTraining:
     optim: OptimConfig = OptimConfig(lr=2e-3, weight_decay=0.05, warmup_steps=100)
     label_smoothing: float = 0.1
     zoom: float = 0.15  # random scale augmentation, +-15 %
-    mixup: bool = False  # blend random pairs of images and their labels, weight ~ U(0, 1)
     log_every: int = 100
     save_every: int = 1000
     seed: int = 0
