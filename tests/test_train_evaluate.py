@@ -86,6 +86,11 @@ def test_orderings_flag_evaluates_only_the_named_orderings(report, capsys):
                  "raster 1x"])
     rows = json.loads((root / "two" / "results.json").read_text())["orderings"]
     assert [r["label"] for r in rows] == ["distant 4x, with initial tokens", "raster 1x"]
+    main(runs + ["--out", str(root / "more"), "--orderings", "raster 1x", "--images-per-class",
+                 "2", "--seed", "7"])
+    assert "2 images per class" in (root / "more" / "table.md").read_text()
+    config = json.loads((root / "more" / "results.json").read_text())["config"]
+    assert (config["images_per_class"], config["seed"]) == (2, 7)
     with pytest.raises(SystemExit):
         main(runs + ["--out", str(root / "bad"), "--orderings", "zigzag 4x"])
     assert "unknown ordering 'zigzag 4x'" in capsys.readouterr().err

@@ -219,12 +219,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cfg-scale", type=float, help="override the profile's guidance scale")
     p.add_argument("--temperature", type=float, help="override the profile's temperature")
     p.add_argument("--top-k", type=int, help="override the profile's top-k")
+    p.add_argument("--images-per-class", type=int,
+                   help="override the profile's samples per class (more: less seed noise)")
+    p.add_argument("--seed", type=int, help="override the profile's first sampling seed")
     p.add_argument("--no-timing", action="store_true", help="skip the CPU timing columns")
     p.add_argument("--orderings", nargs="+", metavar="LABEL",
                    help='evaluate only these, e.g. "raster 1x" "distant 4x, with initial tokens"')
     a = p.parse_args(argv)
     config = profile(a.profile).evaluation
-    overrides = {"cfg_scale": a.cfg_scale, "temperature": a.temperature, "top_k": a.top_k}
+    overrides = {"cfg_scale": a.cfg_scale, "temperature": a.temperature, "top_k": a.top_k,
+                 "images_per_class": a.images_per_class, "seed": a.seed}
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if a.orderings:
         known = {spec.label: spec for spec in config.schedules}
