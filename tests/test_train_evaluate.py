@@ -76,7 +76,7 @@ def test_sample_grid_puts_each_class_in_its_own_block():
     assert (grid[4:8, 4:8] == 255).all()  # no fourth class
 
 
-def test_orderings_flag_evaluates_only_the_named_orderings(report, capsys):
+def test_flags_pick_orderings_sample_count_and_seed(report, capsys):
     out, _ = report
     root = out.parent
     runs = ["--data", str(root / "emoji.npz"), "--tokenizer-run", str(root / "tokenizer"),
