@@ -93,7 +93,7 @@ class EvalConfig:
     images_per_class: int = 12  # generated per class and ordering
     batch_size: int = 128
     cfg_scale: float = EMBEDDED.sampling.cfg_scale
-    temperature: float = 1.0
+    temperature: float = EMBEDDED.sampling.temperature
     top_k: int = 0
     timing_images: int = 3  # single-image CPU generations timed per ordering
     cpu_threads: int = 2  # the demo's target machine
