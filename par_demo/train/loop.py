@@ -165,7 +165,7 @@ def command_line(doc: str, name: str, data_flag: str, data_default: str,
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument(data_flag, dest="data", type=Path, default=Path(data_default))
     p.add_argument("--run", type=Path, default=Path(f"runs/{name}"))
-    p.add_argument("--profile", default="gpu", help="toy | cpu | gpu")
+    p.add_argument("--profile", default="gpu", help="toy | cpu | gpu | cpu-gen2")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--resume", action="store_true", help="continue from <run>/checkpoint.pt")
     p.add_argument("--steps", type=int, help="override the profile's total steps")
