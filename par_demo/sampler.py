@@ -31,6 +31,7 @@ class StepEvent:
     entropy: np.ndarray  # [B, G*G] entropy (nats) of each token's distribution, nan if pending
     step_seconds: float
     elapsed_seconds: float
+    path: str = "fast"  # the step forward that ran: "plain", "fast" or "graphed"
 
     @property
     def done(self) -> bool:
@@ -117,22 +118,32 @@ def sample_steps(
     guided = config.cfg_scale > 1.0
     if guided:
         cond = torch.cat([cond, torch.full_like(cond, args.num_classes)])
-    if graphs is None:
-        graphs = device.type == "cuda"
+    path = step_path(device, fast, graphs)
     with ExitStack() as stack:
-        if not fast:
+        if path == "plain":
             step_logits = plain_steps(model, layout, cond)
-        elif graphs or device.type == "cpu":  # kept between runs (not on ZeroGPU's devices)
-            pool = GRAPHED if graphs else FAST
+        elif path == "graphed" or device.type == "cpu":  # kept between runs (not on ZeroGPU)
+            pool = GRAPHED if path == "graphed" else FAST
             step_logits = stack.enter_context(pool.borrow(model, cond.numel(), L)).run(
                 layout, cond)
         else:
             step_logits = FastDecoder(model, cond.numel(), L).run(layout, cond)
-        yield from _step_loop(step_logits, schedule, layout, B, guided, config, device)
+        yield from _step_loop(step_logits, schedule, layout, B, guided, config, device, path)
+
+
+def step_path(device: torch.device, fast: bool = True, graphs: bool | None = None) -> str:
+    """The one place that picks a run's step forward: "plain" (the module forward, the
+    reference), "fast" (models/fast.py) or "graphed" (the fast step replayed as CUDA graphs,
+    the default on CUDA). CUDA graphs off CUDA are refused rather than quietly not used."""
+    if graphs and device.type != "cuda":
+        raise ValueError(f"CUDA graphs need a CUDA device; this run is on {device.type}")
+    if not fast:
+        return "plain"
+    return "graphed" if (device.type == "cuda" if graphs is None else graphs) else "fast"
 
 
 def _step_loop(step_logits, schedule: Schedule, layout, B: int, guided: bool,
-               config: SamplingConfig, device) -> Iterator[StepEvent]:
+               config: SamplingConfig, device, path: str) -> Iterator[StepEvent]:
     L = layout.kind.size
     targets_all = torch.from_numpy(layout.target).to(device)
     tokens = torch.full((B, L), -1, dtype=torch.long, device=device)
@@ -164,7 +175,7 @@ def _step_loop(step_logits, schedule: Schedule, layout, B: int, guided: bool,
         yield StepEvent(
             step=t, num_steps=schedule.num_steps, cells=targets.copy(), tokens=tokens_np.copy(),
             step_map=step_map.copy(), entropy=entropy_np.copy(), step_seconds=step_seconds,
-            elapsed_seconds=elapsed,
+            elapsed_seconds=elapsed, path=path,
         )
 
 

@@ -22,7 +22,8 @@ from par_demo.ui.explorer import (schedule_animation, schedule_figure, schedule_
 from par_demo.ui.export import export_compare, export_run, require_comparison, require_run
 from par_demo.ui.inputs import SEED_RANGE, boolean, frame_ms as checked_frame_ms, number
 from par_demo.ui.machine import availability
-from par_demo.ui.runs import (RUNS, RunRecord, compare_schedules, compare_stream,
+from par_demo.ui.session import RUNS
+from par_demo.ui.runs import (RunRecord, compare_schedules, compare_stream,
                               compare_table, generation_stream, plan_compare, plan_run,
                               replay_compare, replay_views, run_schedule)
 

@@ -8,20 +8,24 @@ schedule a plan builds is the one the run, its record and its exports use.
 """
 from __future__ import annotations
 
-import threading
+import functools
+import time
+from contextlib import closing
 from dataclasses import dataclass, field, replace
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from par_demo.animation import side_by_side
 from par_demo.orders import Schedule, ScheduleSpec
 from par_demo.presets import ModelPreset, UnsupportedSchedule
-from par_demo.preview import FRAME_INTERVAL, FrameClock, progress_overlay, step_frame
+from par_demo.preview import (FRAME_INTERVAL, enlarge, masked_preview, progress_overlay,
+                              step_frame)
 from par_demo.sampler import StepEvent, sample_steps
 from par_demo.sampling import SamplingConfig
 from par_demo.ui import inputs, views
 from par_demo.ui.errors import fail, shown
+from par_demo.ui.session import StepWorker
 from par_demo.ui.machine import MODELS, device_label, gpu_seconds, placed, step_options
 
 # Orderings a comparison can put side by side: value -> (description, spec without its grid)
@@ -131,7 +135,7 @@ class RunRecord:
     step_seconds: list[float] = field(default_factory=list)
     entropy: np.ndarray | None = None  # [L] float32, nan where pending
     device: str = ""  # where it ran, e.g. "cpu (1 of 2 cores)"
-    step_path: str = ""  # "fast", or "plain (reference)" under PAR_PLAIN_STEPS=1
+    step_path: str = ""  # the step forward that ran (sampler.step_path): fast, graphed, plain
     cold: bool = False  # the model was loaded for this run: the first since start
 
     @classmethod
@@ -141,13 +145,13 @@ class RunRecord:
                    loaded.preset.args.vocab_size,
                    label or schedule.spec.label,
                    device=device_label(next(loaded.transformer.parameters()).device),
-                   step_path="fast" if step_options()["fast"] else "plain (reference)",
                    cold=cold)
 
     def add(self, event: StepEvent) -> None:
         self.tokens.append(event.tokens[0].astype(np.int16))
         self.step_seconds.append(float(event.step_seconds))
         self.entropy = event.entropy[0].astype(np.float32)
+        self.step_path = "plain (reference)" if event.path == "plain" else event.path
 
     def snapshot(self) -> "RunRecord":
         return replace(self, tokens=list(self.tokens), step_seconds=list(self.step_seconds))
@@ -197,52 +201,6 @@ class RunRecord:
         }
 
 
-# ---------------------------------------------------------------- stopping a session's runs
-
-class Running:
-    """One run in progress: Stop asks it to end; it says where it ended."""
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        self.ended = threading.Event()
-        self.last: RunRecord | list[RunRecord] | None = None  # what it showed last
-
-
-class Runs:
-    """The runs in progress per session. Stop (the button or /stop) ends the caller's runs
-    between two frames: Gradio's cancel reaches only runs that the page itself started."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._runs: dict[str, list[Running]] = {}
-
-    def start(self, session: str | None) -> Running:
-        running = Running()
-        with self._lock:
-            self._runs.setdefault(session or "", []).append(running)
-        return running
-
-    def end(self, session: str | None, running: Running) -> None:
-        with self._lock:
-            mine = self._runs.get(session or "", [])
-            if running in mine:
-                mine.remove(running)
-            if not mine:
-                self._runs.pop(session or "", None)
-        running.ended.set()
-
-    def stop(self, session: str | None, timeout: float = 30.0) -> list[Running]:
-        """Ask the session's runs to end and wait until they have; the runs that ended."""
-        with self._lock:
-            mine = list(self._runs.get(session or "", [])) if session else []
-        for running in mine:
-            running.stop.set()
-        return [r for r in mine if r.ended.wait(timeout)]
-
-
-RUNS = Runs()
-
-
 # ---------------------------------------------------------------- streaming one generation
 
 @dataclass
@@ -253,10 +211,18 @@ class RunViews:
     entropy: np.ndarray  # entropy heat map with its scale
 
 
-def render_views(loaded, record: RunRecord, step: int | None = None) -> RunViews:
-    """The pictures after `step` (0-based; default the last step done)."""
+def decoded_preview(loaded, record: RunRecord, step: int) -> np.ndarray:
+    """The masked preview after `step` (0-based) at the tokenizer's size: the one part of a
+    frame that needs the model's device."""
+    return masked_preview(loaded.tokenizer, record.tokens[step][None].astype(np.int64),
+                          record.grid)[0]
+
+
+def render_views(record: RunRecord, preview: np.ndarray, step: int | None = None) -> RunViews:
+    """The pictures after `step` (0-based; default the last step done) from its decoded
+    preview; drawn where the page runs, once per frame shown."""
     step = record.steps_done - 1 if step is None else step
-    image = record.frame(loaded, step, views.DISPLAY_PX, overlay=False)
+    image = enlarge(preview, views.DISPLAY_PX)
     tokens = record.tokens[step].astype(np.int64)
     # a token's entropy is fixed at the step that made it: hide the later ones
     later = record.schedule.step_of_cell.reshape(-1) > step
@@ -266,8 +232,8 @@ def render_views(loaded, record: RunRecord, step: int | None = None) -> RunViews
                     views.entropy_map(entropy, record.grid, record.vocab_size))
 
 
-def _replay(record: RunRecord, step: int, device: str | None) -> RunViews:
-    return render_views(MODELS.get(record.model, device), record, step)
+def _replay(record: RunRecord, step: int, device: str | None) -> np.ndarray:
+    return decoded_preview(MODELS.get(record.model, device), record, step)
 
 
 _placed_replay = placed(_replay, duration=20)
@@ -275,7 +241,32 @@ _placed_replay = placed(_replay, duration=20)
 
 def replay_views(record: RunRecord, step: int) -> RunViews:
     """The pictures of a recorded run after `step` (0-based), as they streamed."""
-    return _placed_replay(record.model, record, step)
+    return render_views(record, _placed_replay(record.model, record, step), step)
+
+
+def _display(worker: StepWorker, frame_interval: float) -> Iterator[object]:
+    """The worker's latest state, at most every `frame_interval` seconds: the first step, then
+    whatever is newest when a frame is due, and always the last. Closing it stops the run."""
+    shown, due = 0, 0.0
+    try:
+        while (latest := worker.latest(shown, due)) is not None:
+            state, finished = latest
+            yield state
+            if finished:
+                return
+            shown, due = _steps_done(state), time.perf_counter() + frame_interval
+    finally:
+        worker.stop()
+
+
+def _steps_done(state) -> int:
+    return max(r.steps_done for r in state) if isinstance(state, list) else state.steps_done
+
+
+def _one_run_ticks(record: RunRecord, events: Iterator[StepEvent]) -> Iterator[Callable]:
+    with closing(events):
+        for event in events:
+            yield functools.partial(record.add, event)
 
 
 def _generation(plan: RunPlan, frame_interval: float, device: str | None):
@@ -285,14 +276,12 @@ def _generation(plan: RunPlan, frame_interval: float, device: str | None):
                              cold=cold)
     events = sample_steps(loaded.transformer, plan.schedule, [plan.class_id], plan.config,
                           **step_options())
-    clock = FrameClock(frame_interval)
-    try:
-        for event in events:
-            record.add(event)
-            if clock.due(event.step, event.done):
-                yield record.snapshot(), render_views(loaded, record)
-    finally:
-        events.close()
+    worker = StepWorker(_one_run_ticks(record, events), record.snapshot,
+                        lambda: record.steps_done)
+    with closing(_display(worker, frame_interval)) as states:
+        for snapshot in states:
+            # decoded here, where the model is (a ZeroGPU worker); the page draws the rest
+            yield snapshot, decoded_preview(loaded, snapshot, snapshot.steps_done - 1)
 
 
 _placed_generation = placed(
@@ -301,9 +290,12 @@ _placed_generation = placed(
 
 def generation_stream(plan: RunPlan, frame_interval: float = FRAME_INTERVAL
                       ) -> Iterator[tuple[RunRecord, RunViews]]:
-    """(record so far, pictures) after the first step, then at most every `frame_interval`
-    seconds, and after the last step. Closing the generator stops the run between steps."""
-    yield from _placed_generation(plan.model, plan, frame_interval)
+    """(record so far, pictures) after the first step, then the latest state at most every
+    `frame_interval` seconds, and after the last step. The steps run in their own worker at the
+    engine's speed; closing the generator stops the run between two steps."""
+    with closing(_placed_generation(plan.model, plan, frame_interval)) as states:
+        for record, preview in states:
+            yield record, render_views(record, preview)
 
 
 # ---------------------------------------------------------------- streaming a comparison
@@ -332,6 +324,18 @@ def replay_compare(records: Sequence[RunRecord], overlay: bool, tick: int) -> np
     return _placed_replay_compare(records[0].model, list(records), overlay, tick)
 
 
+def _clock_ticks(records: list[RunRecord], streams: list[Iterator[StepEvent]]
+                 ) -> Iterator[Callable]:
+    """One tick of the step clock per item: every unfinished ordering takes one step."""
+    try:
+        for _ in range(max(r.num_steps for r in records)):
+            taken = [(r, next(s)) for r, s in zip(records, streams) if not r.complete]
+            yield lambda taken=taken: [r.add(event) for r, event in taken]
+    finally:
+        for stream in streams:
+            stream.close()
+
+
 def _comparison(plan: ComparePlan, overlay: bool, frame_interval: float, device: str | None):
     cold = not MODELS.loaded(plan.model, device)
     loaded = MODELS.get(plan.model, device)
@@ -340,18 +344,12 @@ def _comparison(plan: ComparePlan, overlay: bool, frame_interval: float, device:
                for s, key in zip(plan.schedules, plan.keys)]
     streams = [sample_steps(loaded.transformer, s, [plan.class_id], plan.config,
                             **step_options()) for s in plan.schedules]
-    clock = FrameClock(frame_interval)
-    try:
-        for tick in range(max(s.num_steps for s in plan.schedules)):
-            for record, stream in zip(records, streams):
-                if not record.complete:
-                    record.add(next(stream))
-            finished = all(r.complete for r in records)
-            if clock.due(tick, finished):
-                yield [r.snapshot() for r in records], compare_frame(loaded, records, overlay)
-    finally:
-        for stream in streams:
-            stream.close()
+    worker = StepWorker(_clock_ticks(records, streams),
+                        lambda: [r.snapshot() for r in records],
+                        lambda: max(r.steps_done for r in records))
+    with closing(_display(worker, frame_interval)) as states:
+        for snapshots in states:
+            yield snapshots, compare_frame(loaded, snapshots, overlay)
 
 
 _placed_comparison = placed(_comparison, duration=lambda plan, *_: gpu_seconds(
