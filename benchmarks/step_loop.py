@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.random_weights import random_transformer
 from par_demo.checkpoints import load_model
 from par_demo.models.transformer import Transformer
 from par_demo.models.vq import VQModel
@@ -150,15 +151,6 @@ def copy_bandwidth(device, megabytes: int = 1024) -> float:
         dst.copy_(src)
     sync(device)
     return 2 * src.numel() * 10 / (time.perf_counter() - start)
-
-
-def random_transformer(preset, device, dtype) -> Transformer:
-    with torch.device("meta"):
-        model = Transformer(preset.args)
-    model = model.to_empty(device=device).to(dtype)
-    for p in model.parameters():  # values do not change the time; non-zero keeps softmax honest
-        torch.nn.init.normal_(p, std=0.02)
-    return model.eval()
 
 
 def released_rows(presets, batches, repeats: int, device="cuda",

@@ -216,19 +216,6 @@ class LoadedModel:
     tokenizer: VQModel
 
 
-def random_model(preset: ModelPreset, device="cpu", seed: int = 0) -> LoadedModel:
-    """The preset's architecture with seeded random weights, for tests and benchmarks (a step
-    takes the same time whatever the weights)."""
-    generator = torch.Generator().manual_seed(seed)
-    transformer = Transformer(preset.args).init_weights(generator)
-    # random init would leave logits at exactly zero: give the head some signal
-    torch.nn.init.normal_(transformer.output.weight, std=0.02, generator=generator)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        tokenizer = VQModel(preset.tokenizer.args)
-    return LoadedModel(preset, transformer.to(device).eval(), tokenizer.to(device).eval())
-
-
 def load_model(preset: ModelPreset | str, device="cpu", dtype=torch.float32,
                cache_dir: str | Path | None = None, download: bool = True) -> LoadedModel:
     """Load a preset's generator and tokenizer; a missing or bad file raises CheckpointError."""

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from par_demo.checkpoints import random_model
+from benchmarks.random_weights import random_model
 from par_demo.presets import EMBEDDED
 from par_demo.models.fast import FastDecoder
 from par_demo.models.slots import slot_layout

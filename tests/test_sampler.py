@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from par_demo.checkpoints import random_model
+from benchmarks.random_weights import random_model
 from par_demo.presets import EMBEDDED
 from par_demo.models.transformer import Transformer
 from par_demo.orders import ScheduleSpec, build_schedule

@@ -7,7 +7,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from par_demo.checkpoints import load_tokenizer, random_model, weight_file
+from benchmarks.random_weights import random_model
+from par_demo.checkpoints import load_tokenizer, weight_file
 from par_demo.presets import EMBEDDED
 from par_demo.preview import decode_tokens
 from par_demo.sampler import generate
