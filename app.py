@@ -5,9 +5,12 @@ import spaces  # noqa: F401  -- first: ZeroGPU must patch torch before anything 
 import logging
 import os
 import sys
+import threading
 
 from par_demo.ui.layout import CSS, THEME, build_demo
+from par_demo.presets import DEFAULT_MODEL
 from par_demo.ui.machine import configure_cpu_threads
+from par_demo.ui.runs import warm_up
 
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
 
@@ -34,7 +37,16 @@ configure_cpu_threads(concurrency())
 demo = build_demo()
 demo.queue(default_concurrency_limit=concurrency(), max_size=int(os.environ.get("PAR_QUEUE", "32")))
 
+
+def _warm_up() -> None:
+    try:
+        warm_up(DEFAULT_MODEL)
+    except Exception:  # the page still serves; the first run then loads what it needs
+        logging.getLogger("par_demo").exception("warm-up failed")
+
 if __name__ == "__main__":
+    # in the background: the page answers at once, the first visitor finds everything warm
+    threading.Thread(target=_warm_up, name="par-warm-up", daemon=True).start()
     demo.launch(
         server_name="0.0.0.0" if ON_SPACE else os.environ.get("PAR_HOST", "127.0.0.1"),
         server_port=server_port(),

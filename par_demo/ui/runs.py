@@ -26,7 +26,8 @@ from par_demo.sampling import SamplingConfig
 from par_demo.ui import inputs, views
 from par_demo.ui.errors import fail, shown
 from par_demo.ui.session import StepWorker
-from par_demo.ui.machine import MODELS, device_label, gpu_seconds, placed, step_options
+from par_demo.ui.machine import (MODELS, device_label, gpu_seconds, placed, placement,
+                                 step_options)
 
 # Orderings a comparison can put side by side: value -> (description, spec without its grid)
 COMPARE_ORDERINGS: dict[str, tuple[str, ScheduleSpec]] = {
@@ -384,3 +385,19 @@ def compare_table(records: Sequence[RunRecord], baseline: float | None = None) -
             round(reference / r.elapsed, 2) if (done and reference and r.elapsed > 0) else "—",
         ])
     return rows
+
+
+def warm_up(model: str) -> None:
+    """Everything a first run needs, done once before any visitor asks: the model's weights,
+    the first ops of the step loop and the decoder, the pictures' drawing and PNG encoding."""
+    preset = inputs.usable_preset(model)
+    plan = plan_run(preset.name, 0, 16 if preset.runs is None else preset.runs.parallel,
+                    "distant", True, preset.sampling.cfg_scale, preset.sampling.temperature,
+                    preset.sampling.top_k, 0)
+    record = None
+    for record, shown in generation_stream(plan):
+        for picture in (shown.image, shown.overlay, shown.tokens, shown.entropy):
+            views.png_file(picture)
+    if record is not None:
+        views.png_file(compare_frame(MODELS.get(preset.name, placement(preset.name)), [record],
+                                     overlay=True))
