@@ -220,7 +220,8 @@ def queue_size(app) -> int:
 def test_tool_calls_wait_for_the_same_slots_as_the_pages_runs(app):
     """A flood of tool calls fills the page's run slots: a visitor's run then waits its turn
     behind them (in a group of their own, it would start at once)."""
-    raster = {"class_name": "heart", "parallelism": 1, "ordering": "raster", "initial_tokens": False}
+    raster = {"class_name": "heart", "parallelism": 1, "ordering": "raster",
+              "initial_tokens": False}
     flood_calls = [raster | {"seed": seed} for seed in range(8)]
 
     async def flood(session):

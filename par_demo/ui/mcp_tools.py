@@ -6,6 +6,7 @@ returns its files itself: MCP calls carry no session to keep a run in."""
 import json
 import math
 import time
+from collections import deque
 from dataclasses import replace
 from typing import Literal
 
@@ -30,6 +31,7 @@ CompareOrdering = Literal[tuple(COMPARE_ORDERINGS)]
 # same work, so a flood of tool calls takes no more slots than those events have.
 MODEL_QUEUE = "model"  # the page's runs (layout.RUN)
 FIGURE_QUEUE = "ui"  # the page's schedule explorer (layout.understand_tab)
+EMBEDDED_GRID = PRESETS[DEFAULT_MODEL].args.grid
 ONLY_LAST_FRAME = math.inf  # a tool shows no previews: draw the first and last step only
 
 
@@ -43,6 +45,11 @@ def _runnable(preset: ModelPreset, spec: ScheduleSpec):
         return preset.check(spec)
     except UnsupportedSchedule as err:
         fail(str(err), title="This model cannot run that ordering")
+
+
+def _last(stream):
+    """A run's last item: the finished run (its stream ends with the last step)."""
+    return deque(stream, maxlen=1).pop()
 
 
 def _image(image_HW3) -> gr.FileData:
@@ -78,8 +85,7 @@ def generate_image(class_name: str, parallelism: Parallelism = 4, ordering: Orde
     config = replace(preset.sampling, seed=inputs.number(seed, "seed", *inputs.SEED_RANGE,
                                                          integer=True))
     plan = RunPlan(preset.name, class_id, class_label, schedule, config)
-    for record, pictures in generation_stream(plan, ONLY_LAST_FRAME):
-        pass
+    record, pictures = _last(generation_stream(plan, ONLY_LAST_FRAME))
     report = record.summary() | {"wall_seconds": round(time.perf_counter() - started, 4)}
     return _image(pictures.image), json.dumps(report)
 
@@ -101,14 +107,15 @@ def compare_orderings(class_name: str, orderings: list[CompareOrdering], seed: i
     sampling = preset.sampling
     plan = plan_compare(preset.name, class_name, orderings, sampling.cfg_scale,
                         sampling.temperature, sampling.top_k, seed)
-    for records, frame in compare_stream(plan, overlay=False, frame_interval=ONLY_LAST_FRAME):
-        pass
+    records, frame = _last(compare_stream(plan, overlay=False,
+                                          frame_interval=ONLY_LAST_FRAME))
     rows = [dict(zip(COMPARE_HEADERS, row)) for row in compare_table(records)]
     return _image(frame), json.dumps(rows)
 
 
 @friendly
-def schedule_figure(grid: int = 16, parallelism: Parallelism = 4, ordering: Ordering = "distant",
+def schedule_figure(grid: int = EMBEDDED_GRID, parallelism: Parallelism = 4,
+                    ordering: Ordering = "distant",
                     initial_tokens: bool = True) -> tuple[gr.FileData, str]:
     """Draw the paper's Figure 3 for a schedule: the step at which each token of a grid x grid
     image is generated; needs no model. Returns the figure (PNG) and a JSON text: steps, tokens,
