@@ -53,4 +53,5 @@ if __name__ == "__main__":
         theme=THEME,
         css=CSS,
         show_error=False,
+        mcp_server=True,  # the tools of par_demo/ui/mcp_tools.py at /gradio_api/mcp/
     )

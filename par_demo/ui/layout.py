@@ -21,6 +21,7 @@ from par_demo.ui import callbacks as cb, views
 from par_demo.ui.inputs import (GENERATE_ORDERS, GRID_RANGE, GUIDANCE_RANGE, PARALLEL_CHOICES,
                                 SEED_RANGE, TEMPERATURE_RANGE)
 from par_demo.ui.machine import availability
+from par_demo.ui.mcp_tools import register_mcp_tools
 from par_demo.ui.runs import COMPARE_HEADERS, COMPARE_ORDERINGS, DEFAULT_COMPARE
 
 TITLE = "PAR: Parallelized Autoregressive Visual Generation"
@@ -121,6 +122,8 @@ def on(trigger, fn, inputs, parts: SimpleNamespace, view, **kwargs):
 
 UI = dict(queue=False, api_visibility="private")  # page-only events: instant, not in the API
 RUN = dict(concurrency_id="model", preprocess=False)  # the events that take the model
+# the page's named endpoints: callable by gradio_client, but no MCP tools (mcp_tools.py has those)
+SCRIPTED = dict(api_visibility="undocumented")
 
 
 def _image(label: str, **kwargs) -> gr.Image:
@@ -209,7 +212,7 @@ def _record_row(prefix: str, api_name: str, export_fn, source) -> SimpleNamespac
         r.animation = gr.Image(label="Animation", type="filepath", interactive=False,
                                elem_classes=["pixelated"])
     export = on(r.button.click, export_fn, [source, r.with_overlay, r.frame_ms], r,
-                cb.ExportOut, api_name=api_name, **RUN)
+                cb.ExportOut, api_name=api_name, **SCRIPTED, **RUN)
     on(export.success, cb.enable_downloads, None, r, cb.Downloads, **UI)
     return r
 
@@ -274,11 +277,11 @@ def generate_tab(timings: gr.State) -> SimpleNamespace:
         on(start, cb.replay_off, None, g, cb.ReplayRange, **UI)
         _bring_into_view(start, "gen-status")
     g.runs = [on(g.run_button.click, cb.generate, inputs + [g.timings], g, cb.GenerateOut,
-                 api_name="generate", show_progress="minimal", **RUN),
+                 api_name="generate", show_progress="minimal", **SCRIPTED, **RUN),
               on(examples.load_input_event.then, cb.generate, inputs + [g.timings], g,
                  cb.GenerateOut, api_visibility="private", show_progress="minimal", **RUN)]
     stopped = on(stop.click, cb.stop_run, g.run, g, cb.Stopped, cancels=g.runs, api_name="stop",
-                 queue=False)
+                 queue=False, **SCRIPTED)
     for done in g.runs + [stopped]:
         on(done.success, cb.replay_range, g.run, g, cb.ReplayRange, **UI)
     for run in g.runs:
@@ -332,7 +335,8 @@ def compare_tab(timings: gr.State) -> SimpleNamespace:
     _bring_into_view(c.run_button.click, "cmp-status")
     run = on(c.run_button.click, cb.compare,
              [c.model, c.klass, c.orderings, c.overlay, c.cfg, c.temperature, c.top_k, c.seed,
-              c.timings], c, cb.CompareOut, api_name="compare", show_progress="minimal", **RUN)
+              c.timings], c, cb.CompareOut, api_name="compare", show_progress="minimal", **SCRIPTED,
+             **RUN)
     stopped = stop.click(cb.compare_stopped, None, c.status, cancels=[run], **UI)
     for done in (run, stopped):
         on(done.success, cb.replay_range, c.records, c, cb.ReplayRange, **UI)
@@ -378,7 +382,7 @@ def understand_tab(demo: gr.Blocks) -> SimpleNamespace:
     u.summary = gr.Markdown("Generate an image first: its uncertainty appears here.")
 
     schedule = [u.grid, u.parallel, u.order, u.init]
-    ui = dict(concurrency_id="ui", preprocess=False)
+    ui = dict(concurrency_id="ui", preprocess=False, **SCRIPTED)
     explored = on(gr.on, cb.explore, schedule, u, cb.Explored, api_name="schedule",
                   concurrency_limit=8, triggers=[demo.load] + [c.change for c in schedule], **ui)
     on(explored.failure, cb.unexplored, None, u, cb.Explored, **UI)
@@ -413,4 +417,5 @@ def build_demo() -> gr.Blocks:
         for run in generate.runs:
             on(run.success, cb.uncertainty, generate.run, understand, cb.Uncertainty,
                api_visibility="private")
+        register_mcp_tools()
     return demo
