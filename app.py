@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 
-from par_demo.ui.layout import CSS, THEME, build_demo
+from par_demo.ui.page import CSS, THEME, build_demo
 from par_demo.presets import DEFAULT_MODEL
 from par_demo.ui.machine import configure_cpu_threads
 from par_demo.ui.runs import warm_up

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from types import SimpleNamespace
 
 import gradio as gr
 import imageio.v3 as iio
@@ -15,13 +16,13 @@ from par_demo.figure3 import CURRENT_RGB
 from par_demo.orders import ScheduleSpec, build_schedule
 from par_demo.presets import DEFAULT_MODEL, PRESETS, get_preset
 from par_demo.preview import progress_overlay
-from par_demo.ui import callbacks as cb
+from par_demo.ui import compare as cmp, generate as gen, understand as und, widgets as w
 from par_demo.ui.errors import friendly
 from par_demo.ui.explorer import MAX_ANIMATION_FRAMES, schedule_animation, schedule_figure
 from par_demo.ui.export import MAX_FRAMES, export_compare, export_run, run_frames
 from par_demo.ui.machine import MODELS, availability, gpu_available
-from par_demo.ui.runs import (compare_stream, compare_table, generation_stream, plan_compare,
-                              plan_run)
+from par_demo.ui.inputs import plan_compare, plan_run
+from par_demo.ui.runs import compare_stream, compare_table, generation_stream
 
 GRID = get_preset(DEFAULT_MODEL).args.grid
 RELEASED = [name for name, p in PRESETS.items() if p.runs is not None]
@@ -81,27 +82,27 @@ def test_plan_refuses_bad_input_with_a_reason(overrides, message):
 
 
 def test_generate_check_disables_what_cannot_run():
-    check = cb.generate_check(DEFAULT_MODEL, 4, "distant", True)
+    check = gen.generate_check(DEFAULT_MODEL, 4, "distant", True)
     assert check.run_button["interactive"] is True and "67 steps" in check.check
     assert check.init["interactive"] is True
-    assert cb.generate_check(DEFAULT_MODEL, 1, "raster", True).init["interactive"] is False
+    assert gen.generate_check(DEFAULT_MODEL, 1, "raster", True).init["interactive"] is False
     for name in RELEASED:
         runs = PRESETS[name].runs
-        check = cb.generate_check(name, 16 if runs.parallel != 16 else 4, "raster", True)
+        check = gen.generate_check(name, 16 if runs.parallel != 16 else 4, "raster", True)
         assert check.run_button["interactive"] is False and check.check.startswith("✗")
         # switching to it locks the schedule controls to the one it was trained for
-        change = cb.model_changed(name, "4: heart")
+        change = gen.model_changed(name, "4: heart")
         assert change.parallel["value"] == runs.parallel
         assert change.parallel["interactive"] is False
         assert change.order["value"] == runs.order and change.init["interactive"] is False
 
 
 def test_compare_check_needs_two_to_four_orderings():
-    assert cb.compare_check(DEFAULT_MODEL, ["distant 4x"]).run_button["interactive"] is False
-    check = cb.compare_check(DEFAULT_MODEL, ["raster 1x", "distant 4x"])
+    assert cmp.compare_check(DEFAULT_MODEL, ["distant 4x"]).run_button["interactive"] is False
+    check = cmp.compare_check(DEFAULT_MODEL, ["raster 1x", "distant 4x"])
     assert check.run_button["interactive"] is True and "raster 1x: 256 steps" in check.check
     five = ["raster 1x", "distant 4x", "distant 16x", "raster 4x", "random 4x"]
-    check = cb.compare_check(DEFAULT_MODEL, five)
+    check = cmp.compare_check(DEFAULT_MODEL, five)
     assert check.run_button["interactive"] is False and "2 to 4" in check.check
 
 
@@ -133,36 +134,39 @@ def test_replay_shows_every_recorded_step_as_it_streamed():
     streamed = list(generation_stream(plan(parallel=16), frame_interval=0.0))
     record = streamed[-1][0]
     assert record.steps_done == record.num_steps == len(record.tokens)  # every step recorded
-    shown = cb.replay_range(record).step
+    shown = w.replay_range(record).step
     assert shown["interactive"] and shown["maximum"] == shown["value"] == record.num_steps
     for snapshot, views in streamed:
-        replayed = cb.replay(record, snapshot.steps_done)
+        replayed = gen.replay(record, snapshot.steps_done)
         for name in ("image", "overlay", "tokens", "entropy"):
-            assert np.array_equal(getattr(replayed, name), getattr(views, name)), name
+            assert np.array_equal(getattr(replayed.pictures, name), getattr(views, name)), name
     for bad in (0, record.num_steps + 1, 2.5, "3"):
         with pytest.raises(gr.Error, match="step must be"):
-            cb.replay(record, bad)
+            gen.replay(record, bad)
     with pytest.raises(gr.Error, match="generate an image first"):
-        cb.replay(None, 1)
+        gen.replay(None, 1)
     with pytest.raises(gr.Error, match="run a comparison first"):
-        cb.replay_comparison(None, True, 1)
-    assert not cb.replay_range(None).step["interactive"]
+        cmp.replay_comparison(None, True, 1)
+    assert not w.replay_range(None).step["interactive"]
 
 
 def test_a_refused_request_clears_the_previous_run():
-    gone = cb.refused()
-    assert (gone.image, gone.overlay, gone.tokens, gone.entropy, gone.run) == (None,) * 5
-    assert "Not run" in gone.status and not gone.step["interactive"]
-    assert cb.compare_refused().records is None
+    names = ("image", "overlay", "tokens", "entropy", "status", "details", "run", "step")
+    fn, outputs = w.named(gen.refused, SimpleNamespace(**{n: n for n in names}), gen.Refused)
+    sent = dict(zip(outputs, fn()))  # what Gradio is given for each component
+    assert set(sent) == set(names)
+    assert [sent[n] for n in ("image", "overlay", "tokens", "entropy", "run")] == [None] * 5
+    assert "Not run" in sent["status"] and not sent["step"]["interactive"]
+    assert cmp.compare_refused().records is None
 
 
 def test_the_explorer_follows_the_model_and_clears_what_cannot_exist():
-    assert cb.explorer_grid(DEFAULT_MODEL).grid == GRID
+    assert und.explorer_grid(DEFAULT_MODEL).grid == GRID
     for name in RELEASED:
-        assert cb.explorer_grid(name).grid == get_preset(name).args.grid
-    cleared = cb.unexplored()
+        assert und.explorer_grid(name).grid == get_preset(name).args.grid
+    cleared = und.unexplored()
     assert cleared.figure is None and cleared.progress is None
-    assert cb.no_animation().animation is None
+    assert und.no_animation().animation is None
 
 
 def test_a_long_run_exports_thinned_keeping_its_first_and_last_steps():
@@ -197,9 +201,9 @@ def test_compare_runs_on_one_step_clock():
     assert iio.imread(done.gif, index=None).shape[0] == max(steps)
 
     # the replay slider: every panel at the same tick, exactly as it streamed
-    assert cb.replay_range(records).step["maximum"] == max(steps)
+    assert w.replay_range(records).step["maximum"] == max(steps)
     for (_, frame), clock in zip(ticks, clocks):
-        assert np.array_equal(cb.replay_comparison(records, True, clock).frame, frame)
+        assert np.array_equal(cmp.replay_comparison(records, True, clock).frame, frame)
 
 
 def test_schedule_explorer_draws_or_explains():

@@ -6,6 +6,7 @@ from benchmarks.random_weights import random_model
 from par_demo.presets import EMBEDDED
 from par_demo.models.transformer import Transformer
 from par_demo.orders import ScheduleSpec, build_schedule
+from par_demo.models.fast import FAST
 from par_demo.sampler import SamplingConfig, filter_logits, generate, sample_steps
 from support import TRANSFORMER_CASES, golden_args, golden_expected, golden_spec, golden_weights
 
@@ -84,10 +85,13 @@ def test_filters_keep_the_right_tokens():
 def test_stopping_between_steps_leaves_the_rest_ungenerated(embedded):
     schedule = build_schedule(ScheduleSpec(grid=16, order="distant", parallel=4))
     run = sample_steps(embedded, schedule, [1], SamplingConfig())
+    idle = FAST.idle(embedded, 1, 256)
     for event in run:
         if event.step == 9:
             break
+    assert FAST.idle(embedded, 1, 256) == max(idle - 1, 0)  # the run holds a pooled decoder
     run.close()
+    assert FAST.idle(embedded, 1, 256) == max(idle, 1)  # closing ended the run: the decoder is back
     assert (event.step_map >= 0).sum() == 4 + 6 * 4
     assert (event.tokens[0] < 0).sum() == 256 - 28
 

@@ -14,7 +14,7 @@ from par_demo.preview import decode_tokens
 from par_demo.sampler import generate
 from par_demo.train.metrics import psnr
 from par_demo.ui.machine import MODELS
-from par_demo.ui.runs import COMPARE_ORDERINGS
+from par_demo.ui.inputs import COMPARE_ORDERINGS
 from support import smiling_face_score
 
 SMILING_FACE = 0

@@ -3,7 +3,8 @@ in every summary, and ZeroGPU reservations that follow the request."""
 import numpy as np
 
 from par_demo.ui.machine import gpu_seconds, step_options
-from par_demo.ui.runs import generation_stream, plan_run
+from par_demo.ui.inputs import plan_run
+from par_demo.ui.runs import generation_stream
 
 
 def run_summary(**overrides):

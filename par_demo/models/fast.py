@@ -239,5 +239,10 @@ class DecoderPool:
             with self._lock:
                 self._free.setdefault(model, {}).setdefault((rows, length), []).append(decoder)
 
+    def idle(self, model: Transformer, rows: int, length: int) -> int:
+        """Decoders of this shape waiting for a run: a run in progress holds its own."""
+        with self._lock:
+            return len(self._free.get(model, {}).get((rows, length), []))
+
 
 FAST, GRAPHED = DecoderPool(FastDecoder), DecoderPool(GraphedDecoder)

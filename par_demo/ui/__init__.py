@@ -1,1 +1,1 @@
-"""The Gradio app: layout (Blocks), callbacks, model availability and cache, runs, exports."""
+"""The Gradio app: the page and its tabs (one module each), the requests they read, the runs and their worker, exports, files, model availability."""

@@ -17,7 +17,7 @@ from par_demo.figure3 import draw_schedule  # noqa: E402
 from par_demo.orders import Schedule, ScheduleError, build_schedule  # noqa: E402
 from par_demo.ui import inputs, views  # noqa: E402
 from par_demo.ui.errors import fail  # noqa: E402
-from par_demo.ui.export import session_dir  # noqa: E402
+from par_demo.ui.files import FILES  # noqa: E402
 from par_demo.ui.runs import RunRecord  # noqa: E402
 
 FIGURE_PX = 480
@@ -74,7 +74,7 @@ def schedule_animation(grid, parallel, order, init_tokens, frame_ms, session=Non
     spec = schedule.spec
     name = (f"schedule_{spec.grid}x{spec.grid}_{spec.order}-{spec.parallel}x"
             f"{'' if spec.init_tokens or spec.parallel == 1 else '-noinit'}_{frame_ms}ms.gif")
-    return str(write_animation(frames, session_dir(session) / name, frame_ms))
+    return str(write_animation(frames, FILES.session_dir(session) / name, frame_ms))
 
 
 # ---------------------------------------------------------------- uncertainty

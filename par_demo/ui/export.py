@@ -1,11 +1,8 @@
 """GIF and MP4 files of a run or a comparison, one frame per step, written per session into a
-temporary folder (old sessions' folders are removed as new files are written)."""
+temporary folder of the app's file store (files.py)."""
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +13,10 @@ import numpy as np
 from par_demo.animation import side_by_side, thin, write_animation
 from par_demo.ui import inputs, views
 from par_demo.ui.errors import fail
+from par_demo.ui.files import FILES
 from par_demo.ui.machine import MODELS, placed
 from par_demo.ui.runs import RunRecord
 
-EXPORT_ROOT = Path(tempfile.gettempdir()) / "par_demo_exports"
-KEEP_SECONDS = 2 * 3600
 MAX_FRAMES = 96  # longer runs are thinned to this many steps, the first and last kept
 
 
@@ -30,23 +26,6 @@ class Exported:
     mp4: Path
     frames: int  # frames written: one per step, or MAX_FRAMES spread over a longer run
     steps: int  # steps (comparisons: ticks of the step clock) the frames are taken from
-
-
-def session_dir(session: str | None) -> Path:
-    """This session's export folder; folders untouched for KEEP_SECONDS are removed."""
-    EXPORT_ROOT.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    for old in EXPORT_ROOT.iterdir():
-        try:
-            if old.is_dir() and now - old.stat().st_mtime > KEEP_SECONDS:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            pass
-    name = re.sub(r"[^A-Za-z0-9_-]", "", session or "")[:64] or "local"
-    folder = EXPORT_ROOT / name
-    folder.mkdir(exist_ok=True)
-    folder.touch()
-    return folder
 
 
 def _slug(text: str) -> str:
@@ -102,7 +81,7 @@ def _export_run(record: RunRecord, overlay: bool, frame_ms: int, session: str | 
     loaded = MODELS.get(record.model, device)
     frames = run_frames(loaded, record, overlay, views.DISPLAY_PX,
                         thin(record.steps_done, MAX_FRAMES))
-    return _write(frames, session_dir(session), stem(record, overlay), frame_ms,
+    return _write(frames, FILES.session_dir(session), stem(record, overlay), frame_ms,
                   record.steps_done)
 
 
@@ -133,7 +112,7 @@ def _export_compare(records: list[RunRecord], overlay: bool, frame_ms: int,
     keys = "-vs-".join(_slug(r.label) for r in records)
     name = (f"par_compare_class{records[0].class_id}_seed{records[0].config.seed}_{keys}"
             f"{'_overlay' if overlay else ''}_{uuid.uuid4().hex[:6]}")
-    return _write(frames, session_dir(session), name, frame_ms, clock)
+    return _write(frames, FILES.session_dir(session), name, frame_ms, clock)
 
 
 _placed_export_compare = placed(_export_compare, duration=90)

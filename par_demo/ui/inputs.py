@@ -5,12 +5,12 @@ nothing is read loosely (no "false" read as true, no 4.5 read as 4)."""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from par_demo.animation import FRAME_MS_RANGE
 from par_demo.classes import ClassError
-from par_demo.orders import ORDERS, ScheduleSpec
-from par_demo.presets import PRESETS, ModelPreset, get_preset
+from par_demo.orders import ORDERS, Schedule, ScheduleSpec
+from par_demo.presets import PRESETS, ModelPreset, UnsupportedSchedule, get_preset
 from par_demo.sampling import SamplingConfig
 from par_demo.ui.errors import fail, shown
 from par_demo.ui.machine import availability
@@ -121,3 +121,94 @@ def explorer_spec(grid, parallel, order, init_tokens) -> ScheduleSpec:
 
 def frame_ms(value) -> int:
     return number(value, "frame duration (ms)", *FRAME_MS_RANGE, integer=True)
+
+
+# ---------------------------------------------------------------- a request's plan
+
+# Orderings a comparison can put side by side: value -> (description, spec without its grid)
+COMPARE_ORDERINGS: dict[str, tuple[str, ScheduleSpec]] = {
+    "raster 1x": ("raster 1x: one token per step (the baseline)",
+                  ScheduleSpec(0, "raster", 1, False)),
+    "distant 4x": ("distant 4x: PAR, 4 far-apart tokens per step",
+                   ScheduleSpec(0, "distant", 4, True)),
+    "distant 16x": ("distant 16x: PAR, 16 far-apart tokens per step",
+                    ScheduleSpec(0, "distant", 16, True)),
+    "raster 4x": ("raster 4x: 4 neighbouring tokens per step (naive)",
+                  ScheduleSpec(0, "raster", 4, True)),
+    "raster 16x": ("raster 16x: 16 neighbouring tokens per step (naive)",
+                   ScheduleSpec(0, "raster", 16, True)),
+    "random 4x": ("random 4x: 4 random tokens per step", ScheduleSpec(0, "random", 4, True)),
+    "distant 4x no-init": ("distant 4x without the sequential initial tokens",
+                           ScheduleSpec(0, "distant", 4, False)),
+    "distant 16x no-init": ("distant 16x without the sequential initial tokens",
+                            ScheduleSpec(0, "distant", 16, False)),
+}
+DEFAULT_COMPARE = ["raster 1x", "distant 4x", "distant 16x", "raster 4x"]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    model: str
+    class_id: int
+    class_label: str
+    schedule: Schedule
+    config: SamplingConfig
+
+
+@dataclass(frozen=True)
+class ComparePlan:
+    model: str
+    class_id: int
+    class_label: str
+    keys: tuple[str, ...]
+    schedules: tuple[Schedule, ...]
+    config: SamplingConfig
+
+
+def _runnable(preset: ModelPreset, spec: ScheduleSpec) -> Schedule:
+    try:
+        return preset.check(spec)
+    except UnsupportedSchedule as err:
+        fail(str(err), title="This model cannot run that ordering")
+
+
+def run_schedule(model, parallel, order, init_tokens) -> tuple[ModelPreset, Schedule]:
+    """The model and the schedule of a run, or InputError saying why it cannot run here."""
+    preset = usable_preset(model)
+    return preset, _runnable(preset, generate_spec(preset, parallel, order, init_tokens))
+
+
+def compare_schedules(model, orderings) -> tuple[ModelPreset, tuple[str, ...],
+                                                 tuple[Schedule, ...]]:
+    """The model, ordering keys and schedules of a comparison, or InputError saying why not."""
+    preset = usable_preset(model)
+    if not isinstance(orderings, (list, tuple)) or not all(isinstance(k, str) for k in orderings):
+        fail(f"orderings must be a list of 2 to 4 of: {', '.join(COMPARE_ORDERINGS)}; got "
+             f"{shown(orderings)}", title="Cannot compare these")
+    keys = tuple(orderings)
+    unknown = [k for k in keys if k not in COMPARE_ORDERINGS]
+    if unknown:
+        fail(f"unknown ordering {shown(unknown[0])}; choose from: "
+             + ", ".join(COMPARE_ORDERINGS), title="Cannot compare these")
+    if len(set(keys)) != len(keys):
+        fail("each ordering can appear only once", title="Cannot compare these")
+    if not 2 <= len(keys) <= 4:
+        fail(f"choose 2 to 4 orderings to compare (now {len(keys)})", title="Cannot compare these")
+    schedules = tuple(_runnable(preset, replace(COMPARE_ORDERINGS[k][1], grid=preset.args.grid))
+                      for k in keys)
+    return preset, keys, schedules
+
+
+def plan_run(model, class_query, parallel, order, init_tokens, cfg, temperature, top_k,
+             seed) -> RunPlan:
+    preset, schedule = run_schedule(model, parallel, order, init_tokens)
+    klass, class_label = class_id(preset, class_query)
+    config = sampling_config(preset, cfg, temperature, top_k, seed)
+    return RunPlan(preset.name, klass, class_label, schedule, config)
+
+
+def plan_compare(model, class_query, orderings, cfg, temperature, top_k, seed) -> ComparePlan:
+    preset, keys, schedules = compare_schedules(model, orderings)
+    klass, class_label = class_id(preset, class_query)
+    config = sampling_config(preset, cfg, temperature, top_k, seed)
+    return ComparePlan(preset.name, klass, class_label, keys, schedules, config)

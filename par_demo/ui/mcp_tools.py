@@ -18,8 +18,9 @@ from par_demo.orders import ORDERS, ScheduleSpec
 from par_demo.presets import DEFAULT_MODEL, PRESETS, ModelPreset, UnsupportedSchedule
 from par_demo.ui import explorer, inputs, views
 from par_demo.ui.errors import fail, friendly
-from par_demo.ui.runs import (COMPARE_HEADERS, COMPARE_ORDERINGS, RunPlan, compare_stream,
-                              compare_table, generation_stream, plan_compare)
+from par_demo.ui.files import FILES
+from par_demo.ui.inputs import COMPARE_ORDERINGS, RunPlan, plan_compare
+from par_demo.ui.runs import COMPARE_HEADERS, compare_stream, compare_table, generation_stream
 
 ModelName = Literal[tuple(PRESETS)]
 Parallelism = Literal[inputs.PARALLEL_CHOICES]
@@ -29,8 +30,8 @@ CompareOrdering = Literal[tuple(COMPARE_ORDERINGS)]
 
 # A tool waits in the page's queue in the concurrency group of the page's events that do the
 # same work, so a flood of tool calls takes no more slots than those events have.
-MODEL_QUEUE = "model"  # the page's runs (layout.RUN)
-FIGURE_QUEUE = "ui"  # the page's schedule explorer (layout.understand_tab)
+MODEL_QUEUE = "model"  # the page's runs (widgets.RUN)
+FIGURE_QUEUE = "ui"  # the page's schedule explorer (understand.build)
 EMBEDDED_GRID = PRESETS[DEFAULT_MODEL].args.grid
 ONLY_LAST_FRAME = math.inf  # a tool shows no previews: draw the first and last step only
 
@@ -54,7 +55,7 @@ def _last(stream):
 
 def _image(image_HW3) -> gr.FileData:
     """A PNG file, which the MCP layer sends as image content plus its URL."""
-    return gr.FileData(path=views.png_file(image_HW3), mime_type="image/png")
+    return gr.FileData(path=FILES.picture(image_HW3), mime_type="image/png")
 
 
 @friendly

@@ -12,113 +12,22 @@ import functools
 import time
 from contextlib import closing
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator, Sequence
+from typing import Callable, ClassVar, Iterator, Sequence
 
 import numpy as np
 
 from par_demo.animation import side_by_side
 from par_demo.orders import Schedule, ScheduleSpec
-from par_demo.presets import ModelPreset, UnsupportedSchedule
 from par_demo.preview import (FRAME_INTERVAL, enlarge, masked_preview, progress_overlay,
                               step_frame)
 from par_demo.sampler import StepEvent, sample_steps
 from par_demo.sampling import SamplingConfig
+from par_demo.ui.files import FILES
 from par_demo.ui import inputs, views
-from par_demo.ui.errors import fail, shown
+from par_demo.ui.inputs import ComparePlan, RunPlan, plan_run
 from par_demo.ui.session import StepWorker
 from par_demo.ui.machine import (MODELS, device_label, gpu_seconds, placed, placement,
                                  step_options)
-
-# Orderings a comparison can put side by side: value -> (description, spec without its grid)
-COMPARE_ORDERINGS: dict[str, tuple[str, ScheduleSpec]] = {
-    "raster 1x": ("raster 1x: one token per step (the baseline)",
-                  ScheduleSpec(0, "raster", 1, False)),
-    "distant 4x": ("distant 4x: PAR, 4 far-apart tokens per step",
-                   ScheduleSpec(0, "distant", 4, True)),
-    "distant 16x": ("distant 16x: PAR, 16 far-apart tokens per step",
-                    ScheduleSpec(0, "distant", 16, True)),
-    "raster 4x": ("raster 4x: 4 neighbouring tokens per step (naive)",
-                  ScheduleSpec(0, "raster", 4, True)),
-    "raster 16x": ("raster 16x: 16 neighbouring tokens per step (naive)",
-                   ScheduleSpec(0, "raster", 16, True)),
-    "random 4x": ("random 4x: 4 random tokens per step", ScheduleSpec(0, "random", 4, True)),
-    "distant 4x no-init": ("distant 4x without the sequential initial tokens",
-                           ScheduleSpec(0, "distant", 4, False)),
-    "distant 16x no-init": ("distant 16x without the sequential initial tokens",
-                            ScheduleSpec(0, "distant", 16, False)),
-}
-DEFAULT_COMPARE = ["raster 1x", "distant 4x", "distant 16x", "raster 4x"]
-
-
-# ---------------------------------------------------------------- checking a request
-
-@dataclass(frozen=True)
-class RunPlan:
-    model: str
-    class_id: int
-    class_label: str
-    schedule: Schedule
-    config: SamplingConfig
-
-
-@dataclass(frozen=True)
-class ComparePlan:
-    model: str
-    class_id: int
-    class_label: str
-    keys: tuple[str, ...]
-    schedules: tuple[Schedule, ...]
-    config: SamplingConfig
-
-
-def _runnable(preset: ModelPreset, spec: ScheduleSpec) -> Schedule:
-    try:
-        return preset.check(spec)
-    except UnsupportedSchedule as err:
-        fail(str(err), title="This model cannot run that ordering")
-
-
-def run_schedule(model, parallel, order, init_tokens) -> tuple[ModelPreset, Schedule]:
-    """The model and the schedule of a run, or InputError saying why it cannot run here."""
-    preset = inputs.usable_preset(model)
-    return preset, _runnable(preset, inputs.generate_spec(preset, parallel, order, init_tokens))
-
-
-def compare_schedules(model, orderings) -> tuple[ModelPreset, tuple[str, ...],
-                                                 tuple[Schedule, ...]]:
-    """The model, ordering keys and schedules of a comparison, or InputError saying why not."""
-    preset = inputs.usable_preset(model)
-    if not isinstance(orderings, (list, tuple)) or not all(isinstance(k, str) for k in orderings):
-        fail(f"orderings must be a list of 2 to 4 of: {', '.join(COMPARE_ORDERINGS)}; got "
-             f"{shown(orderings)}", title="Cannot compare these")
-    keys = tuple(orderings)
-    unknown = [k for k in keys if k not in COMPARE_ORDERINGS]
-    if unknown:
-        fail(f"unknown ordering {shown(unknown[0])}; choose from: "
-             + ", ".join(COMPARE_ORDERINGS), title="Cannot compare these")
-    if len(set(keys)) != len(keys):
-        fail("each ordering can appear only once", title="Cannot compare these")
-    if not 2 <= len(keys) <= 4:
-        fail(f"choose 2 to 4 orderings to compare (now {len(keys)})", title="Cannot compare these")
-    schedules = tuple(_runnable(preset, replace(COMPARE_ORDERINGS[k][1], grid=preset.args.grid))
-                      for k in keys)
-    return preset, keys, schedules
-
-
-def plan_run(model, class_query, parallel, order, init_tokens, cfg, temperature, top_k,
-             seed) -> RunPlan:
-    preset, schedule = run_schedule(model, parallel, order, init_tokens)
-    class_id, class_label = inputs.class_id(preset, class_query)
-    config = inputs.sampling_config(preset, cfg, temperature, top_k, seed)
-    return RunPlan(preset.name, class_id, class_label, schedule, config)
-
-
-def plan_compare(model, class_query, orderings, cfg, temperature, top_k, seed) -> ComparePlan:
-    preset, keys, schedules = compare_schedules(model, orderings)
-    class_id, class_label = inputs.class_id(preset, class_query)
-    config = inputs.sampling_config(preset, cfg, temperature, top_k, seed)
-    return ComparePlan(preset.name, class_id, class_label, keys, schedules, config)
-
 
 # ---------------------------------------------------------------- the record of a run
 
@@ -206,6 +115,8 @@ class RunRecord:
 
 @dataclass
 class RunViews:
+    """A run's pictures after one step; the page's components carry these names."""
+    output_group: ClassVar[bool] = True  # one output per field (widgets.named)
     image: np.ndarray  # decoded so far, pending cells masked, enlarged
     overlay: np.ndarray  # Figure 3 progress over the image
     tokens: np.ndarray  # token ids as colours
@@ -397,7 +308,7 @@ def warm_up(model: str) -> None:
     record = None
     for record, shown in generation_stream(plan):
         for picture in (shown.image, shown.overlay, shown.tokens, shown.entropy):
-            views.png_file(picture)
+            FILES.picture(picture)
     if record is not None:
-        views.png_file(compare_frame(MODELS.get(preset.name, placement(preset.name)), [record],
+        FILES.picture(compare_frame(MODELS.get(preset.name, placement(preset.name)), [record],
                                      overlay=True))

@@ -7,9 +7,12 @@ and draws only the frames it shows. Stop and cancel end the run between two step
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Callable, Iterator
+
+log = logging.getLogger("par_demo.ui")
 
 Tick = Callable[[], None]  # applies one step's results to the run's records
 
@@ -113,3 +116,35 @@ class Sessions:
 
 
 RUNS = Sessions()
+
+
+def _records(state) -> list:
+    return list(state) if isinstance(state, list) else [state]
+
+
+def _steps(state) -> str:
+    return ", ".join(f"{r.steps_done} of {r.num_steps} ({r.label})"
+                     for r in _records(state or [])) or "0"
+
+
+def stoppable(stream, session: str | None):
+    """(item, stopped) for each (record or records, picture) of a run's stream. Once the
+    caller's Stop arrives, the run is closed between two frames and its last item comes with
+    stopped=True. Each run's end is logged: finished, stopped or cancelled."""
+    running = RUNS.start(session)
+    try:
+        for item in stream:
+            running.last = item[0]
+            if running.stop.is_set() and not all(r.complete for r in _records(item[0])):
+                stream.close()
+                log.info("run stopped after step %s", _steps(item[0]))
+                yield item, True
+                return
+            yield item, False
+        log.info("run finished after step %s", _steps(running.last))
+    except GeneratorExit:  # cancelled by Gradio: the page's Stop, a client's job.cancel()
+        log.info("run cancelled after step %s", _steps(running.last))
+        raise
+    finally:
+        stream.close()
+        RUNS.end(session, running)

@@ -2,12 +2,7 @@
 entropy maps with their scale, panels for comparisons and the live status line. All images are uint8 RGB numpy arrays."""
 from __future__ import annotations
 
-import hashlib
 import math
-import os
-import tempfile
-import time
-from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -20,38 +15,6 @@ from par_demo.preview import entropy_image, token_grid_image
 DISPLAY_PX = 256  # small images are enlarged (nearest neighbour) to at least this side
 PANEL_PX = 192  # one panel of a comparison
 COLORBAR_PX = 30
-FRAMES_DIR = Path(tempfile.gettempdir()) / "par_demo_frames"
-FRAMES_KEEP_SECONDS = 3600
-_pruned = [0.0]  # when FRAMES_DIR was last pruned
-
-
-def png_file(image_HW3: np.ndarray) -> str:
-    """The picture as a PNG file named by its content, written atomically. Gradio caches a numpy
-    picture by rewriting the file of its content hash in place, so a picture that two streams
-    show at once (an early frame, the same for many seeds) could be served half-written; a file
-    path it copies atomically instead."""
-    FRAMES_DIR.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    if now - _pruned[0] > 60:
-        _pruned[0] = now
-        for old in FRAMES_DIR.iterdir():
-            try:
-                if now - old.stat().st_mtime > FRAMES_KEEP_SECONDS:
-                    old.unlink()
-            except OSError:
-                pass
-    image = np.ascontiguousarray(image_HW3, dtype=np.uint8)
-    digest = hashlib.sha1(repr(image.shape).encode() + image.tobytes()).hexdigest()
-    path = FRAMES_DIR / f"{digest}.png"
-    if path.exists():
-        os.utime(path)  # in use again: not pruned
-        return str(path)
-    partial = FRAMES_DIR / f".{digest}.{os.getpid()}.{time.monotonic_ns()}.png"
-    Image.fromarray(image).save(partial)
-    os.replace(partial, path)
-    return str(path)
-
-
 def token_grid(tokens_L: np.ndarray, grid: int, vocab: int, size: int = DISPLAY_PX) -> np.ndarray:
     return token_grid_image(tokens_L, grid, vocab, cell_px=max(1, size // grid))
 

@@ -1,0 +1,256 @@
+"""The Generate tab: one run streamed step by step, its replay, Stop and its exports; the
+layout, the events and the dataclasses each event returns (fields named after the components
+they update)."""
+from __future__ import annotations
+
+import time
+from contextlib import closing
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import gradio as gr
+
+from par_demo.presets import DEFAULT_MODEL, get_preset
+from par_demo.ui import views, widgets as w
+from par_demo.ui.errors import fail, friendly
+from par_demo.ui.export import export_run, require_run
+from par_demo.ui.inputs import (GENERATE_ORDERS, PARALLEL_CHOICES, boolean,
+                                frame_ms as checked_frame_ms, number, plan_run, run_schedule)
+from par_demo.ui.runs import RunRecord, RunViews, generation_stream, replay_views
+from par_demo.ui.session import RUNS, stoppable
+
+TITLE, TAB_ID = "Generate", "generate"
+
+EXAMPLES = [  # class, parallelism, ordering, initial tokens, guidance, temperature, top-k,
+    # seed, label
+    ("heart", 4, "distant", True, 2.0, 1.0, 0, 0, "PAR distant 4x"),
+    ("heart", 1, "raster", False, 2.0, 1.0, 0, 0, "raster 1x (baseline)"),
+    ("fruit", 16, "distant", True, 2.0, 1.0, 0, 7, "PAR distant 16x"),
+    ("fruit", 16, "raster", True, 2.0, 1.0, 0, 7, "raster 16x (naive)"),
+    ("bird", 4, "distant", False, 3.0, 0.9, 100, 3, "distant 4x, no initial tokens"),
+]
+
+
+# ---------------------------------------------------------------- controls
+
+@dataclass
+class ModelChange:
+    klass: Any
+    cfg: Any
+    parallel: Any = w.skip()
+    order: Any = w.skip()
+    init: Any = w.skip()
+    note: Any = w.skip()
+
+
+def model_changed(model: str, current_class) -> ModelChange:
+    """New model: its classes, its guidance default, and its schedule (locked when it runs one)."""
+    preset = get_preset(model)
+    change = ModelChange(w.class_update(model, current_class),
+                         gr.update(value=preset.sampling.cfg_scale), note=w.model_note(model))
+    r = preset.runs
+    if r is None:
+        change.parallel, change.order = gr.update(interactive=True), gr.update(interactive=True)
+        change.init = gr.update()
+    else:
+        change.parallel = gr.update(value=r.parallel, interactive=False)
+        change.order = gr.update(value=r.order if r.order in ("distant", "raster") else "distant",
+                                 interactive=False)
+        change.init = gr.update(value=r.init_tokens, interactive=False)
+    return change
+
+
+@dataclass
+class RunCheck:
+    check: str  # the schedule's step count, or why it cannot run
+    run_button: Any
+    init: Any
+
+
+def generate_check(model: str, parallel, order, init_tokens) -> RunCheck:
+    """Whether the Generate button can run this combination; if not, it is disabled and the
+    reason shown. Also: the initial-token switch means nothing at 1x."""
+    try:
+        preset, schedule = run_schedule(model, parallel, order, init_tokens)
+    except gr.Error as err:
+        return RunCheck(f"✗ {err.message}",
+                        gr.update(interactive=False, value="Generate (unavailable)"),
+                        gr.update(interactive=False))
+    text = (f"{schedule.spec.label}: {schedule.num_steps} steps · "
+            + views.speedup_text(schedule))
+    return RunCheck(text, gr.update(interactive=True, value="Generate"),
+                    gr.update(interactive=preset.runs is None and schedule.spec.parallel > 1))
+
+
+# ---------------------------------------------------------------- a run
+
+@dataclass
+class GenerateOut:
+    pictures: RunViews | None = w.skip()
+    status: Any = w.skip()
+    details: Any = w.skip()
+    run: RunRecord | None = None
+    timings: dict = field(default_factory=dict)
+
+
+@friendly
+def generate(model, class_query, parallel, order, init_tokens, cfg, temperature, top_k, seed,
+             timings, request: gr.Request = None):
+    """Stream one generation, one GenerateOut per frame, until done or stopped."""
+    plan = plan_run(model, class_query, parallel, order, init_tokens, cfg, temperature, top_k,
+                    seed)
+    started = time.perf_counter()
+    timings = dict(timings or {})
+    baseline = timings.get(plan.model)
+    yield GenerateOut(status=f"Starting {plan.schedule.spec.label} for {plan.class_label} …",
+                      timings=timings)
+    with closing(stoppable(generation_stream(plan), w.session_of(request))) as frames:
+        for (record, pictures), stopped in frames:
+            if stopped:
+                report = stop_report(record)
+                yield GenerateOut(pictures, report.status, report.details, record, timings)
+            else:
+                yield _frame(plan, record, pictures, baseline, timings,
+                             time.perf_counter() - started)
+
+
+def _frame(plan, record: RunRecord, pictures: RunViews, baseline, timings,
+           wall: float) -> GenerateOut:
+    schedule = plan.schedule
+    if record.complete:
+        if schedule.spec.parallel == 1:
+            timings[plan.model] = record.elapsed
+        status = views.done_line(schedule, record.elapsed, baseline, wall, record.device,
+                                 record.cold)
+    else:
+        status = views.live_line(schedule, record.steps_done - 1, record.step_seconds[-1],
+                                 record.elapsed)
+    return GenerateOut(pictures, status, record.summary(), record, timings)
+
+
+@dataclass
+class Stopped:
+    status: Any = w.skip()
+    details: Any = w.skip()
+
+
+def stop_report(record: RunRecord | None) -> Stopped:
+    if record is None:
+        return Stopped(views.stopped_line(None, 0, 0.0))
+    return Stopped(views.stopped_line(record.schedule, record.steps_done, record.elapsed),
+                   record.summary() | {"stopped": True})
+
+
+def stop_run(record: RunRecord | None, request: gr.Request = None) -> Stopped:
+    """Stop (the button or /stop): ends the caller's runs and reports where the run ended."""
+    ended = [r.last for r in RUNS.stop(w.session_of(request)) if isinstance(r.last, RunRecord)]
+    record = ended[-1] if ended else record
+    if record is not None and record.complete:
+        return Stopped()
+    return stop_report(record)
+
+
+@dataclass
+class Refused:
+    """A refused request leaves no pictures of an earlier run standing as if they were its own."""
+    pictures: RunViews | None = None
+    status: Any = ("✗ **Not run**: the request was refused (the message says why). The "
+                   "previous run's pictures are cleared.")
+    details: Any = None
+    run: Any = None
+    step: Any = field(default_factory=lambda: gr.update(interactive=False))
+
+
+def refused() -> Refused:
+    return Refused()
+
+
+@dataclass
+class Replayed:
+    pictures: RunViews
+
+
+@friendly
+def replay(record: RunRecord | None, step) -> Replayed:
+    """The run's pictures after `step` (1-based), as they streamed."""
+    if not isinstance(record, RunRecord) or not record.tokens:
+        fail("generate an image first; the slider replays its steps", title="Nothing to replay")
+    step = number(step, "step", 1, max(record.steps_done, 2), integer=True)
+    return Replayed(replay_views(record, min(step, record.steps_done) - 1))
+
+
+@friendly
+def export_run_files(record, overlay, frame_ms, request: gr.Request = None) -> w.ExportOut:
+    """GIF and MP4 of the last run."""
+    require_run(record)  # refused here, before asking for a GPU
+    overlay, frame_ms = boolean(overlay, "overlay"), checked_frame_ms(frame_ms)
+    done = export_run(record, overlay, frame_ms, w.session_of(request))
+    note = (f"{w.frames_text(done, 'step')}, {frame_ms} ms each, "
+            f"{'with' if overlay else 'without'} the Figure 3 overlay.")
+    return w.ExportOut(str(done.gif), str(done.mp4), str(done.gif), note)
+
+
+# ---------------------------------------------------------------- the tab
+
+def build(page: SimpleNamespace) -> SimpleNamespace:
+    """The Generate tab and its events; `runs` are the events that finish a generation."""
+    g = SimpleNamespace(timings=page.timings, run=gr.State(None))
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            g.model = w.model_dropdown("gen-model")
+            g.note = gr.Markdown(w.model_note(DEFAULT_MODEL), elem_classes=["par-reason"])
+            g.klass = w.class_dropdown("gen-class", info="Type to search; an index or a name")
+            g.parallel = gr.Radio([(f"{p}x", p) for p in PARALLEL_CHOICES], value=4,
+                                  label="Parallelism (tokens per step)",
+                                  elem_id="gen-parallel")
+            g.order = gr.Radio(list(GENERATE_ORDERS), value="distant", label="Ordering",
+                               elem_id="gen-order")
+            g.init = gr.Checkbox(value=True, label="Sequential initial tokens",
+                                 info="Stage 1: the first tokens one at a time")
+            stop = w.run_controls("gen", g, "Generate",
+                                  generate_check(DEFAULT_MODEL, 4, "distant", True).check)
+        with gr.Column(scale=3):
+            g.status = gr.Markdown("Press **Generate** to watch an image being made.",
+                                   label="Status", elem_classes=["par-status"],
+                                   elem_id="gen-status")
+            g.step = w.replay_slider("gen-step")
+            with gr.Row():  # named as RunViews' fields
+                g.image = w.image("Image so far (pending cells masked)", elem_id="gen-image")
+                g.entropy = w.image("Uncertainty: entropy of each token", elem_id="gen-entropy")
+            with gr.Row():
+                g.overlay = w.image("Figure 3 overlay: which step made each cell",
+                                    elem_id="gen-overlay")
+                g.tokens = w.image("Token grid (colour = token id)", elem_id="gen-grid")
+            g.record = w.record_row("gen", "export", export_run_files, g.run)
+            with gr.Accordion("Run details", open=False):
+                g.details = gr.JSON(label="Run details")
+    inputs = [g.model, g.klass, g.parallel, g.order, g.init, g.cfg, g.temperature, g.top_k,
+              g.seed]
+    examples = gr.Examples(
+        [[DEFAULT_MODEL, w.class_label(DEFAULT_MODEL, r[0]), *r[1:8]] for r in EXAMPLES],
+        inputs=inputs, cache_examples=False, label="Examples: click to run",
+        example_labels=[f"{w.class_label(DEFAULT_MODEL, r[0]).split(': ', 1)[1]} · {r[8]}"
+                        for r in EXAMPLES])
+
+    w.on(g.model.change, model_changed, [g.model, g.klass], g, ModelChange, **w.UI)
+    w.on(gr.on, generate_check, [g.model, g.parallel, g.order, g.init], g, RunCheck,
+         triggers=[c.change for c in (g.model, g.parallel, g.order, g.init)], **w.UI)
+    starts = (g.run_button.click, examples.load_input_event.then)
+    for start in starts:  # registered before the run: the page starts these first
+        w.on(start, w.reset_downloads, None, g.record, w.ExportOut, **w.UI)
+        w.on(start, w.replay_off, None, g, w.ReplayRange, **w.UI)
+        w.bring_into_view(start, "gen-status")
+    g.runs = [w.on(g.run_button.click, generate, inputs + [g.timings], g, GenerateOut,
+                   api_name="generate", show_progress="minimal", **w.SCRIPTED, **w.RUN),
+              w.on(examples.load_input_event.then, generate, inputs + [g.timings], g,
+                   GenerateOut, api_visibility="private", show_progress="minimal", **w.RUN)]
+    stopped = w.on(stop.click, stop_run, g.run, g, Stopped, cancels=g.runs, api_name="stop",
+                   queue=False, **w.SCRIPTED)
+    for done in g.runs + [stopped]:
+        w.on(done.success, w.replay_range, g.run, g, w.ReplayRange, **w.UI)
+    for run in g.runs:
+        w.on(run.failure, refused, None, g, Refused, **w.UI)
+    w.on(g.step.input, replay, [g.run, g.step], g, Replayed, trigger_mode="always_last",
+         api_visibility="private", concurrency_id="replay", concurrency_limit=4)
+    return g

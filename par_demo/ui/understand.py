@@ -1,0 +1,152 @@
+"""The Understand tab: the paper's Figure 3 for any grid, parallelism and ordering (static, step
+by step, animated) and the uncertainty of the last Generate run."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import gradio as gr
+
+from par_demo.animation import FRAME_MS_RANGE
+from par_demo.orders import ORDERS
+from par_demo.presets import DEFAULT_MODEL, get_preset
+from par_demo.ui import widgets as w
+from par_demo.ui.errors import friendly
+from par_demo.ui.explorer import (schedule_animation, schedule_figure, schedule_progress,
+                                  uncertainty_views)
+from par_demo.ui.inputs import GRID_RANGE, PARALLEL_CHOICES
+
+TITLE, TAB_ID = "Understand", "understand"
+
+ENTROPY_TEXT = """
+**Why uncertainty matters.** Tokens generated in the same step are sampled independently. Where
+the model is sure (dark cells) that is harmless; where it is unsure (bright cells) two tokens
+sampled together can disagree, and if they are neighbours the seam shows. This is why PAR
+samples *distant*, weakly dependent tokens together and keeps the first tokens sequential: the
+paper's Figures 9 and 11 explain it. The map shows, for each token, the entropy of the
+distribution it was drawn from, at the step it was generated.
+"""
+
+
+@dataclass
+class Explored:
+    figure: Any
+    text: Any
+    step: Any
+    progress: Any
+
+
+@friendly
+def explore(grid, parallel, order, init_tokens) -> Explored:
+    image, text, num_steps = schedule_figure(grid, parallel, order, init_tokens)
+    step = gr.update(maximum=max(num_steps, 2), value=1)
+    return Explored(image, text, step,
+                    schedule_progress(grid, parallel, order, init_tokens, 1))
+
+
+def unexplored() -> Explored:
+    """A schedule that cannot exist: nothing of the previous one stays up."""
+    return Explored(None, "✗ No such schedule (the message says why).",
+                    gr.update(value=1, maximum=2), None)
+
+
+@dataclass
+class ExplorerGrid:
+    grid: Any
+
+
+def explorer_grid(model: str) -> ExplorerGrid:
+    """The explorer follows the chosen model's token grid."""
+    return ExplorerGrid(get_preset(model).args.grid)
+
+
+@dataclass
+class Progress:
+    progress: Any
+
+
+@friendly
+def explore_step(grid, parallel, order, init_tokens, step) -> Progress:
+    return Progress(schedule_progress(grid, parallel, order, init_tokens, step))
+
+
+@dataclass
+class Animated:
+    animation: Any
+
+
+def no_animation() -> Animated:
+    return Animated(None)
+
+
+@friendly
+def animate_schedule(grid, parallel, order, init_tokens, frame_ms,
+                     request: gr.Request = None) -> Animated:
+    return Animated(schedule_animation(grid, parallel, order, init_tokens, frame_ms,
+                                       w.session_of(request)))
+
+
+@dataclass
+class Uncertainty:
+    map: Any
+    chart: Any
+    summary: Any
+
+
+def uncertainty(record) -> Uncertainty:
+    return Uncertainty(*uncertainty_views(record))
+
+
+def build(page: SimpleNamespace) -> SimpleNamespace:
+    u = SimpleNamespace()
+    gr.Markdown("### Schedule explorer: the paper's Figure 3 for any grid")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=260):
+            u.grid = gr.Slider(*GRID_RANGE, value=get_preset(DEFAULT_MODEL).args.grid, step=1,
+                               label="Grid (tokens per side)")
+            u.parallel = gr.Radio([(f"{p}x", p) for p in PARALLEL_CHOICES], value=4,
+                                  label="Parallelism")
+            u.order = gr.Radio(list(ORDERS), value="distant", label="Ordering")
+            u.init = gr.Checkbox(value=True, label="Sequential initial tokens")
+            u.text = gr.Markdown(label="Schedule description", elem_id="par-understand-text")
+        with gr.Column(scale=2):
+            u.figure = w.image("Figure 3: step of each token", elem_id="sch-figure")
+        with gr.Column(scale=2):
+            u.step = gr.Slider(1, 2, value=1, step=1, label="Step", elem_id="sch-step")
+            u.progress = w.image("After this step (red: being generated)",
+                                 elem_id="sch-progress")
+            with gr.Row(equal_height=True):
+                frame_ms = gr.Slider(*FRAME_MS_RANGE, value=150, step=10,
+                                     label="Frame duration (ms)")
+                animate = gr.Button("Animate", elem_id="sch-animate")
+            u.animation = gr.Image(label="Animation (GIF)", type="filepath",
+                                   interactive=False, elem_classes=["pixelated"])
+    gr.Markdown("### Uncertainty of your last run")
+    gr.Markdown(ENTROPY_TEXT)
+    with gr.Row():
+        u.map = w.image("Entropy of each token at the step it was generated", elem_id="unc-map")
+        with gr.Column():
+            gr.Markdown("**Mean entropy per step**", elem_classes=["par-caption"])
+            u.chart = gr.Image(label="Mean entropy per step", show_label=False, type="numpy",
+                               interactive=False, elem_id="unc-chart")
+    u.summary = gr.Markdown("Generate an image first: its uncertainty appears here.")
+
+    schedule = [u.grid, u.parallel, u.order, u.init]
+    ui = dict(concurrency_id="ui", preprocess=False, **w.SCRIPTED)
+    explored = w.on(gr.on, explore, schedule, u, Explored, api_name="schedule",
+                    concurrency_limit=8, triggers=[page.demo.load] + [c.change for c in schedule],
+                    **ui)
+    w.on(explored.failure, unexplored, None, u, Explored, **w.UI)
+    # an animation of other settings (or of none that can exist) is not left up
+    w.on(gr.on, no_animation, None, u, Animated, triggers=[c.change for c in schedule], **w.UI)
+    w.on(u.step.change, explore_step, schedule + [u.step], u, Progress,
+         api_name="schedule_step", **ui)
+    w.on(animate.click, animate_schedule, schedule + [frame_ms], u, Animated,
+         api_name="schedule_animation", **ui)
+
+    generate = page.tabs["generate"]  # follows the Generate tab: its model's grid, its runs
+    w.on(generate.model.change, explorer_grid, generate.model, u, ExplorerGrid, **w.UI)
+    for run in generate.runs:
+        w.on(run.success, uncertainty, generate.run, u, Uncertainty, api_visibility="private")
+    return u
