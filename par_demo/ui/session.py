@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 log = logging.getLogger("par_demo.ui")
 
 Tick = Callable[[], None]  # applies one step's results to the run's records
+MAX_WAIT_SECONDS = 3600.0  # a display that wants only the last frame asks for "never" (inf)
 
 
 class StepWorker:
@@ -62,7 +63,7 @@ class StepWorker:
                 wait = not_before - time.perf_counter()
                 if new and wait <= 0:
                     return self._snapshot(), False
-                self._changed.wait(timeout=wait if new else None)
+                self._changed.wait(timeout=min(wait, MAX_WAIT_SECONDS) if new else None)
 
     def stop(self) -> None:
         """End the run after the step in progress and wait for the thread."""
