@@ -97,11 +97,13 @@ def draw_entropy_increase(results: list[EntropyIncrease]) -> Image.Image:
     for ax, r in zip(axes, results):
         _heat(fig, ax, r.increase, f"{r.spec.label}\nmean {r.mean_increase:+.3f} nats",
               CHANGE_CMAP, norm=norm)
-        ax.set_xlabel(f"loss {r.parallel_loss:.3f} (1 per step {r.sequential_loss:.3f})",
+        ax.set_xlabel(f"loss {r.parallel_loss:.3f} ({r.baseline} {r.sequential_loss:.3f})",
                       fontsize=8)
     for ax in axes[len(results):]:
         ax.axis("off")
-    fig.suptitle(f"Entropy increase over one token per step, {results[0].pictures} held-out "
-                 "pictures, teacher-forced", fontsize=10)
+    baseline = ("the same order one token per step" if results[0].baseline == "same order"
+                else results[0].baseline)
+    fig.suptitle(f"Entropy increase over {baseline}, {results[0].pictures} pictures, "
+                 "teacher-forced", fontsize=10)
     fig.tight_layout()
     return _to_image(fig)

@@ -121,6 +121,19 @@ def test_losses_are_the_training_codes_teacher_forced_losses(tiny):
     assert result.pictures == 6
 
 
+def test_the_raster_baseline_is_one_baseline_for_every_ordering(tiny):
+    grids = np.random.default_rng(4).integers(0, 24, (3, GRID, GRID))
+    raster = entropy_increase(tiny, grids, None, ScheduleSpec(grid=GRID, order="raster",
+                                                              parallel=4))
+    distant = entropy_increase(tiny, grids, None, ScheduleSpec(grid=GRID, parallel=16),
+                               baseline="raster 1x")
+    assert distant.baseline == "raster 1x" and raster.baseline == "same order"
+    np.testing.assert_array_equal(distant.sequential_entropy, raster.sequential_entropy)
+    assert distant.sequential_loss == raster.sequential_loss
+    with pytest.raises(ValueError, match="baseline must be one of same order, raster 1x"):
+        entropy_increase(tiny, grids, None, ScheduleSpec(grid=GRID), baseline="random")
+
+
 def test_bad_inputs_name_the_field(tiny):
     tokens = np.zeros(GRID * GRID, dtype=np.int64)
     with pytest.raises(ValueError, match="cell must be"):
