@@ -52,12 +52,12 @@ def main() -> None:
     central = [m for m in maps if all(G // 4 <= v < G - G // 4 for v in m.cell)]
     report = {"pictures": len(heldout)}
     if maps:
-        report.update({
-        "clicks": len(maps),
-        "prior_entropy": float(np.mean([m.prior_entropy for m in maps])),
-        "entropy_given_cell": float(np.mean([m.entropy for m in maps])),
-        "information_by_distance": information_by_distance(maps),
-        "information_by_distance_central_clicks": information_by_distance(central)})
+        report.update(
+            clicks=len(maps),
+            prior_entropy=float(np.mean([m.prior_entropy for m in maps])),
+            entropy_given_cell=float(np.mean([m.entropy for m in maps])),
+            information_by_distance=information_by_distance(maps),
+            information_by_distance_central_clicks=information_by_distance(central))
     report["orderings"] = []
     by_baseline = {b: [] for b in BASELINES}
     for order, n, init in ORDERINGS:
