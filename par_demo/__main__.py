@@ -4,6 +4,7 @@
     python -m par_demo generate --class 3 --parallel 4 --order distant --seed 0 --out run.gif
     python -m par_demo models
     python -m par_demo fetch PAR-XL-4x
+    python -m par_demo dependency --image face.png --cell 8,8 --class 0 --out map.png
 """
 from __future__ import annotations
 
@@ -99,6 +100,46 @@ def cmd_fetch(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cell(text: str) -> tuple[int, int]:
+    try:
+        row, col = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ROW,COL (two whole numbers), got {text!r}")
+    return row, col
+
+
+def _nats(map_GG: np.ndarray) -> list[list[float]]:
+    return [[round(float(v), 4) for v in row] for row in map_GG]
+
+
+def cmd_dependency(a: argparse.Namespace) -> int:
+    from par_demo.checkpoints import load_model
+    from par_demo.dependency import DependencyUnsupported, dependency_map, dependency_refusal
+    from par_demo.dependency_figures import draw_dependency
+    from par_demo.pictures import encode_picture, fit_picture, load_encoder, read_picture
+    from par_demo.presets import get_preset
+
+    preset = get_preset(a.model)
+    refusal = dependency_refusal(preset)
+    if refusal:
+        raise DependencyUnsupported(refusal)
+    G = preset.args.grid
+    if not all(0 <= v < G for v in a.cell):
+        raise ValueError(f"--cell must be ROW,COL with both in 0..{G - 1}, got "
+                         f"{a.cell[0]},{a.cell[1]}")
+    class_id = None if a.class_ is None else preset.class_names().resolve(a.class_)
+    picture = fit_picture(read_picture(a.image), preset.image_size)
+    tokens = encode_picture(load_encoder(preset), picture)
+    result = dependency_map(load_model(preset).transformer, tokens, a.cell, class_id)
+    draw_dependency(result, picture).save(a.out)
+    print(json.dumps({
+        "model": preset.name, "cell": list(a.cell), "class": class_id,
+        "entropy": _nats(result.entropy), "prior_entropy": _nats(result.prior_entropy),
+        "out": a.out,
+    }))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m par_demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -136,8 +177,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("name")
     p.set_defaults(func=cmd_fetch)
 
+    p = sub.add_parser("dependency", help="how much knowing one cell's token tells about every "
+                                          "other cell of a picture (the paper's Figure 9)")
+    p.add_argument("--image", required=True, help="a picture; fitted on white to the model's size")
+    p.add_argument("--cell", type=_cell, required=True, help="the known cell: ROW,COL")
+    p.add_argument("--class", dest="class_", default=None,
+                   help="class index or name (default: unconditional)")
+    p.add_argument("--model", default=None, help="a preset name (default: the embedded model)")
+    p.add_argument("--out", default="dependency.png")
+    p.set_defaults(func=cmd_dependency)
+
     a = parser.parse_args(argv)
-    if a.command == "generate" and a.model is None:
+    if a.command in ("generate", "dependency") and a.model is None:
         from par_demo.presets import DEFAULT_MODEL
 
         a.model = DEFAULT_MODEL

@@ -1,0 +1,62 @@
+"""`python -m par_demo dependency`: a picture file in, the map and one JSON line out."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from par_demo.__main__ import main
+from par_demo.checkpoints import load_model
+from par_demo.dependency import dependency_map
+from par_demo.heldout import HeldoutGrids
+from par_demo.pictures import encode_picture, fit_picture, load_encoder
+from par_demo.presets import EMBEDDED
+from par_demo.preview import decode_tokens
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "par_demo", "dependency", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_heldout_picture_gives_the_map_of_its_tokens(tmp_path):
+    heldout = HeldoutGrids.load()
+    loaded = load_model(EMBEDDED, download=False)
+    picture = decode_tokens(loaded.tokenizer, heldout.codes[:1].reshape(1, -1), heldout.grid)[0]
+    Image.fromarray(picture).save(tmp_path / "in.png")
+    out = tmp_path / "map.png"
+    done = run("--image", str(tmp_path / "in.png"), "--cell", "3,12", "--class", "smiling face",
+               "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["cell"] == [3, 12] and report["class"] == 0
+    tokens = encode_picture(load_encoder(EMBEDDED), fit_picture(Image.open(tmp_path / "in.png"),
+                                                                EMBEDDED.image_size))
+    expected = dependency_map(loaded.transformer, tokens, (3, 12), 0)
+    np.testing.assert_allclose(report["entropy"], expected.entropy, atol=1e-3)
+    np.testing.assert_allclose(report["prior_entropy"], expected.prior_entropy, atol=1e-3)
+    assert report["entropy"][3][12] == 0
+    assert Image.open(out).width > Image.open(out).height
+
+
+def test_bad_requests_exit_with_a_message(tmp_path, capsys):
+    Image.new("RGBA", (30, 20), (255, 200, 0, 255)).save(tmp_path / "in.png")
+    (tmp_path / "text.png").write_text("not a picture")
+    picture = str(tmp_path / "in.png")
+    cases = [
+        (["--image", picture, "--cell", "16,0"], "--cell must be ROW,COL with both in 0..15"),
+        (["--image", picture, "--cell", "centre"], "expected ROW,COL"),
+        (["--image", str(tmp_path / "none.png"), "--cell", "1,1"], "--image: no file at"),
+        (["--image", str(tmp_path / "text.png"), "--cell", "1,1"], "is not a picture"),
+        (["--image", picture, "--cell", "1,1", "--class", "unicorn"], "unicorn"),
+        (["--image", picture, "--cell", "1,1", "--model", "PAR-XL-4x"],
+         "do not know which cell they predict"),
+    ]
+    for args, message in cases:
+        try:
+            code = main(["dependency", *args, "--out", str(tmp_path / "map.png")])
+        except SystemExit as stop:  # argparse refuses what it cannot parse
+            code = stop.code
+        assert code == 2 and message in capsys.readouterr().err, args
+    assert not (tmp_path / "map.png").exists()
