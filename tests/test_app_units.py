@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from types import SimpleNamespace
 
 import gradio as gr
@@ -127,7 +128,8 @@ def test_generation_streams_the_latest_state_and_stops_its_worker_when_closed():
 def test_streamed_frames_are_throttled_but_always_end_on_the_last_step():
     p = plan(parallel=1, order="raster")
     yields = list(generation_stream(p, frame_interval=3600.0))
-    assert [r.steps_done for r, _ in yields] == [1, GRID * GRID]
+    first, last = (r.steps_done for r, _ in yields)  # the first frame, then only the last
+    assert first < GRID * GRID == last
 
 
 def test_replay_shows_every_recorded_step_as_it_streamed():
@@ -166,7 +168,11 @@ def test_the_explorer_follows_the_model_and_clears_what_cannot_exist():
         assert und.explorer_grid(name).grid == get_preset(name).args.grid
     cleared = und.unexplored()
     assert cleared.figure is None and cleared.progress is None
-    assert und.no_animation().animation is None
+    assert und.follow_animation(16, 4, "distant", True, 150, None).animation == gr.skip()
+    assert und.follow_animation(7, 4, "distant", True, 150, "old.gif").animation is None
+    assert und.follow_animation(8, 4, "distant", True, 150, "old.gif").animation.endswith(".gif")
+    explained = und.explore(7, 4, "distant", True)
+    assert explained.figure is None and "do not divide a 7x7 grid" in explained.text
 
 
 def test_a_long_run_exports_thinned_keeping_its_first_and_last_steps():
@@ -252,3 +258,23 @@ def test_only_the_projects_refusals_become_messages_and_bugs_are_logged(caplog):
         has_a_bug()
     assert info.value.title == "Server error" and "no such key" not in info.value.message
     assert any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records)
+
+
+def test_a_loaded_run_streams_no_more_frames_than_its_display_rate():
+    """Two runs at once: each streams at most one frame per interval (plus the first and the
+    last), whatever the load, rather than a frame for every step that came due while waiting."""
+    interval = 0.05
+    counts = {}
+
+    def stream(name):
+        started = time.perf_counter()
+        frames = sum(1 for _ in generation_stream(plan(parallel=1, order="raster"), interval))
+        counts[name] = (frames, time.perf_counter() - started)
+
+    runs = [threading.Thread(target=stream, args=(i,)) for i in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(120)
+    for frames, seconds in counts.values():
+        assert frames <= seconds / interval + 2 and frames < GRID * GRID

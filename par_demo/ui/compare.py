@@ -109,7 +109,7 @@ class CompareRefused:
     status: Any = ("✗ **Not compared**: the request was refused (the message says why). The "
                    "previous comparison is cleared.")
     records: Any = None
-    step: Any = field(default_factory=lambda: gr.update(interactive=False))
+    step: Any = field(default_factory=lambda: gr.update(interactive=False, visible=False))
 
 
 def compare_refused() -> CompareRefused:
@@ -156,12 +156,13 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
         with gr.Column(scale=1, min_width=300):
             c.model = w.model_dropdown("cmp-model")
             c.klass = w.class_dropdown("cmp-class")
+            # the action first: the ordering list is long, the button stays in view
+            stop = w.run_controls("cmp", c, "Compare",
+                                  compare_check(DEFAULT_MODEL, DEFAULT_COMPARE).check)
             c.orderings = gr.CheckboxGroup(
                 [(desc, key) for key, (desc, _) in COMPARE_ORDERINGS.items()],
                 value=DEFAULT_COMPARE, label="Orderings (2 to 4)", elem_id="cmp-orderings")
             c.overlay = gr.Checkbox(value=True, label="Figure 3 overlay while streaming")
-            stop = w.run_controls("cmp", c, "Compare",
-                                  compare_check(DEFAULT_MODEL, DEFAULT_COMPARE).check)
         with gr.Column(scale=3):
             c.status = gr.Markdown(
                 "Same class, same seed, several orderings. All advance one step per tick, so "

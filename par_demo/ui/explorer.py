@@ -21,6 +21,7 @@ from par_demo.ui.files import FILES  # noqa: E402
 from par_demo.ui.runs import RunRecord  # noqa: E402
 
 FIGURE_PX = 480
+NO_SCHEDULE = "This schedule cannot exist"
 ANIMATION_PX = 360
 MAX_ANIMATION_FRAMES = 120  # longer schedules show several steps per frame
 
@@ -45,7 +46,7 @@ def explored_schedule(grid, parallel, order, init_tokens) -> Schedule:
     try:
         return build_schedule(inputs.explorer_spec(grid, parallel, order, init_tokens))
     except ScheduleError as err:
-        fail(str(err), title="This schedule cannot exist")
+        fail(str(err), title=NO_SCHEDULE)
 
 
 def schedule_figure(grid, parallel, order, init_tokens) -> tuple[np.ndarray, str, int]:

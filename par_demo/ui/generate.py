@@ -103,8 +103,8 @@ def generate(model, class_query, parallel, order, init_tokens, cfg, temperature,
     started = time.perf_counter()
     timings = dict(timings or {})
     baseline = timings.get(plan.model)
-    yield GenerateOut(status=f"Starting {plan.schedule.spec.label} for {plan.class_label} …",
-                      timings=timings)
+    yield GenerateOut(status=f"Starting {plan.schedule.spec.label} for {plan.class_label}, "
+                      f"seed {plan.config.seed} …", timings=timings)
     with closing(stoppable(generation_stream(plan), w.session_of(request))) as frames:
         for (record, pictures), stopped in frames:
             if stopped:
@@ -122,7 +122,7 @@ def _frame(plan, record: RunRecord, pictures: RunViews, baseline, timings,
         if schedule.spec.parallel == 1:
             timings[plan.model] = record.elapsed
         status = views.done_line(schedule, record.elapsed, baseline, wall, record.device,
-                                 record.cold)
+                                 record.cold) + f" · seed {record.config.seed}"
     else:
         status = views.live_line(schedule, record.steps_done - 1, record.step_seconds[-1],
                                  record.elapsed)
@@ -159,7 +159,7 @@ class Refused:
                    "previous run's pictures are cleared.")
     details: Any = None
     run: Any = None
-    step: Any = field(default_factory=lambda: gr.update(interactive=False))
+    step: Any = field(default_factory=lambda: gr.update(interactive=False, visible=False))
 
 
 def refused() -> Refused:
@@ -209,7 +209,8 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
             g.init = gr.Checkbox(value=True, label="Sequential initial tokens",
                                  info="Stage 1: the first tokens one at a time")
             stop = w.run_controls("gen", g, "Generate",
-                                  generate_check(DEFAULT_MODEL, 4, "distant", True).check)
+                                  generate_check(DEFAULT_MODEL, 4, "distant", True).check,
+                                  new_seed=True)
         with gr.Column(scale=3):
             g.status = gr.Markdown("Press **Generate** to watch an image being made.",
                                    label="Status", elem_classes=["par-status"],
@@ -241,7 +242,9 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
         w.on(start, w.reset_downloads, None, g.record, w.ExportOut, **w.UI)
         w.on(start, w.replay_off, None, g, w.ReplayRange, **w.UI)
         w.bring_into_view(start, "gen-status")
-    g.runs = [w.on(g.run_button.click, generate, inputs + [g.timings], g, GenerateOut,
+    # a click draws its seed first (when the switch is on); the API's /generate takes it as given
+    seeded = g.run_button.click(w.next_seed, [g.new_seed, g.seed], g.seed, **w.UI)
+    g.runs = [w.on(seeded.then, generate, inputs + [g.timings], g, GenerateOut,
                    api_name="generate", show_progress="minimal", **w.SCRIPTED, **w.RUN),
               w.on(examples.load_input_event.then, generate, inputs + [g.timings], g,
                    GenerateOut, api_visibility="private", show_progress="minimal", **w.RUN)]

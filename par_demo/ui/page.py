@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from par_demo.presets import DEFAULT_MODEL, get_preset
 from par_demo.ui import compare, generate, measure, understand, widgets as w
 from par_demo.ui.mcp_tools import register_mcp_tools
 
@@ -30,6 +31,12 @@ CSS = """
 .par-status { min-height: 2.6em; padding: 6px 10px; border-radius: 8px;
               background: var(--background-fill-secondary); }
 .par-reason { font-size: 0.92em; }
+.par-picture { min-height: 300px; }  /* a run that starts does not collapse the layout */
+@media (max-width: 640px) {  /* phones: comparisons at full size, scrolled sideways */
+  #cmp-frame { overflow-x: auto; }
+  #cmp-frame img { max-width: none !important; width: auto !important; }
+  #cmp-table { overflow-x: auto; }
+}
 footer { visibility: visible; }
 """
 
@@ -43,6 +50,7 @@ only weakly while neighbours depend strongly. Watch it happen, compare orderings
 """
 
 
+_S = get_preset(DEFAULT_MODEL).sampling  # the example reproduces the page's defaults
 API_EXAMPLE_URL = "http://127.0.0.1:7860/"  # replaced on the page by the address it is served at
 API_TEXT = f"""
 Every action is a named endpoint. From Python:
@@ -52,12 +60,14 @@ from gradio_client import Client
 client = Client("{API_EXAMPLE_URL}")
 # model, class, parallelism, ordering, initial tokens, guidance, temperature, top-k, seed
 image, overlay, tokens, entropy, status, details = client.predict(
-    "PAR-emoji (embedded)", "heart", 4, "distant", True, 2.0, 1.0, 0, 0, api_name="/generate")
+    {DEFAULT_MODEL!r}, "heart", 4, "distant", True, {_S.cfg_scale}, {_S.temperature}, {_S.top_k}, 0,
+    api_name="/generate")
 # Figure 3 overlay on the frames, frame duration (ms): files of the session's last run
 gif, mp4, preview, note = client.predict(True, 80, api_name="/export")
 # model, class, 2 to 4 orderings, overlay, guidance, temperature, top-k, seed
-frame, table, status = client.predict("PAR-emoji (embedded)", "heart",
-    ["raster 1x", "distant 4x"], True, 2.0, 1.0, 0, 0, api_name="/compare")
+frame, table, status = client.predict({DEFAULT_MODEL!r}, "heart",
+    ["raster 1x", "distant 4x"], True, {_S.cfg_scale}, {_S.temperature}, {_S.top_k}, 0,
+    api_name="/compare")
 gif, mp4, preview, note = client.predict(False, 120, api_name="/export_compare")
 ```
 `client.submit(...)` streams the steps of `/generate` and `/compare`;

@@ -12,8 +12,8 @@ from par_demo.animation import FRAME_MS_RANGE
 from par_demo.orders import ORDERS
 from par_demo.presets import DEFAULT_MODEL, get_preset
 from par_demo.ui import widgets as w
-from par_demo.ui.errors import friendly
-from par_demo.ui.explorer import (schedule_animation, schedule_figure, schedule_progress,
+from par_demo.ui.errors import InputError, friendly
+from par_demo.ui.explorer import (NO_SCHEDULE, schedule_animation, schedule_figure, schedule_progress,
                                   uncertainty_views)
 from par_demo.ui.inputs import GRID_RANGE, PARALLEL_CHOICES
 
@@ -39,14 +39,23 @@ class Explored:
 
 @friendly
 def explore(grid, parallel, order, init_tokens) -> Explored:
-    image, text, num_steps = schedule_figure(grid, parallel, order, init_tokens)
+    """Figure 3 of these settings; settings no schedule can have (a grid its regions do not
+    divide) are explained in place, not refused: the page offers every grid."""
+    try:
+        image, text, num_steps = schedule_figure(grid, parallel, order, init_tokens)
+    except InputError as err:
+        if err.title != NO_SCHEDULE:
+            raise
+        return Explored(None, f"✗ **No such schedule**: {err.message}. Pick another grid, "
+                        "parallelism or ordering (raster cuts any grid).",
+                        gr.update(value=1, maximum=2), None)
     step = gr.update(maximum=max(num_steps, 2), value=1)
     return Explored(image, text, step,
                     schedule_progress(grid, parallel, order, init_tokens, 1))
 
 
 def unexplored() -> Explored:
-    """A schedule that cannot exist: nothing of the previous one stays up."""
+    """A refused request (a bad value): nothing of the previous schedule stays up."""
     return Explored(None, "✗ No such schedule (the message says why).",
                     gr.update(value=1, maximum=2), None)
 
@@ -68,7 +77,12 @@ class Progress:
 
 @friendly
 def explore_step(grid, parallel, order, init_tokens, step) -> Progress:
-    return Progress(schedule_progress(grid, parallel, order, init_tokens, step))
+    try:
+        return Progress(schedule_progress(grid, parallel, order, init_tokens, step))
+    except InputError as err:
+        if err.title != NO_SCHEDULE:
+            raise
+        return Progress(None)  # explore() explains why
 
 
 @dataclass
@@ -76,8 +90,18 @@ class Animated:
     animation: Any
 
 
-def no_animation() -> Animated:
-    return Animated(None)
+@friendly
+def follow_animation(grid, parallel, order, init_tokens, frame_ms, shown,
+                     request: gr.Request = None) -> Animated:
+    """A shown animation follows the settings; none is made until Animate is pressed."""
+    if not shown:
+        return Animated(gr.skip())
+    try:
+        return animate_schedule(grid, parallel, order, init_tokens, frame_ms, request)
+    except InputError as err:
+        if err.title != NO_SCHEDULE:
+            raise
+        return Animated(None)
 
 
 @friendly
@@ -138,8 +162,10 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
                     concurrency_limit=8, triggers=[page.demo.load] + [c.change for c in schedule],
                     **ui)
     w.on(explored.failure, unexplored, None, u, Explored, **w.UI)
-    # an animation of other settings (or of none that can exist) is not left up
-    w.on(gr.on, no_animation, None, u, Animated, triggers=[c.change for c in schedule], **w.UI)
+    # a shown animation follows the settings (none is left up for a schedule that cannot exist)
+    w.on(gr.on, follow_animation, schedule + [frame_ms, u.animation], u, Animated,
+         triggers=[c.change for c in schedule], trigger_mode="always_last",
+         concurrency_id="ui", preprocess=False, api_visibility="private")
     w.on(u.step.change, explore_step, schedule + [u.step], u, Progress,
          api_name="schedule_step", **ui)
     w.on(animate.click, animate_schedule, schedule + [frame_ms], u, Animated,

@@ -141,6 +141,11 @@ def random_seed() -> int:
     return random.SystemRandom().randint(*SEED_RANGE)
 
 
+def next_seed(new_seed: bool, seed):
+    """The seed of the run a click starts: a new one when the switch is on."""
+    return random_seed() if new_seed is True else seed
+
+
 def model_dropdown(elem_id: str) -> gr.Dropdown:
     choices = [(availability()[name].label, name) for name in PRESETS]
     return gr.Dropdown(choices, value=DEFAULT_MODEL, label="Model", elem_id=elem_id,
@@ -158,7 +163,7 @@ def class_dropdown(elem_id: str, **kwargs) -> gr.Dropdown:
 def image(label: str, **kwargs) -> gr.Image:
     """A crisp output picture with its caption above it (Gradio's floating label would cover
     the picture's corner)."""
-    with gr.Column(min_width=200):
+    with gr.Column(min_width=200, elem_classes=["par-picture"]):
         gr.Markdown(f"**{label}**", elem_classes=["par-caption"])
         return gr.Image(label=label, show_label=False, type="numpy", format="png",
                         interactive=False, elem_classes=["pixelated"],
@@ -177,12 +182,18 @@ def bring_into_view(trigger, elem_id: str) -> None:
     }}""", **UI)
 
 
-def run_controls(prefix: str, parts: SimpleNamespace, action: str, check: str) -> gr.Button:
-    """What can run and why not, the sampling settings, the run button; returns Stop."""
+def run_controls(prefix: str, parts: SimpleNamespace, action: str, check: str,
+                 new_seed: bool = False) -> gr.Button:
+    """What can run and why not, the run button (with a "new seed each run" switch where
+    asked), the sampling settings; returns Stop."""
     parts.check = gr.Markdown(check, elem_classes=["par-reason"], elem_id=f"{prefix}-check")
     with gr.Row():  # above the settings: in view at the first visit, beside the outputs
         parts.run_button = gr.Button(action, variant="primary", elem_id=f"{prefix}-run")
         stop = gr.Button("Stop", variant="stop", elem_id=f"{prefix}-stop")
+    if new_seed:
+        parts.new_seed = gr.Checkbox(value=True, label="New seed each run",
+                                     info="Off: the seed under Sampling, to repeat a run",
+                                     elem_id=f"{prefix}-new-seed")
     sampling(prefix, parts)
     return stop
 
@@ -211,8 +222,8 @@ REPLAY_LABEL = "Replay: step (drag to see every recorded step)"
 
 def replay_slider(elem_id: str) -> gr.Slider:
     """Scrubs a finished (or stopped) run's recorded steps; waits while a run streams."""
-    return gr.Slider(1, 2, value=1, step=1, interactive=False, elem_id=elem_id,
-                     label=f"{REPLAY_LABEL}: after a run")
+    return gr.Slider(1, 2, value=1, step=1, interactive=False, visible=False, elem_id=elem_id,
+                     label=REPLAY_LABEL)
 
 
 @dataclass
@@ -221,8 +232,8 @@ class ReplayRange:
 
 
 def replay_off() -> ReplayRange:
-    """While a run streams, the slider waits."""
-    return ReplayRange(gr.update(interactive=False, label=f"{REPLAY_LABEL}: after this run"))
+    """While a run streams there is nothing to replay yet: the slider is hidden."""
+    return ReplayRange(gr.update(interactive=False, visible=False))
 
 
 def replay_range(run: RunRecord | list[RunRecord] | None) -> ReplayRange:
@@ -230,10 +241,10 @@ def replay_range(run: RunRecord | list[RunRecord] | None) -> ReplayRange:
     stands on the last."""
     records = [run] if isinstance(run, RunRecord) else list(run or [])
     if not records or not all(r.tokens for r in records):
-        return ReplayRange(gr.update(interactive=False))
+        return ReplayRange(gr.update(interactive=False, visible=False))
     last = max(r.steps_done for r in records)
     return ReplayRange(gr.update(minimum=1, maximum=max(last, 2), value=last, interactive=True,
-                                 label=f"{REPLAY_LABEL}: 1 to {last}"))
+                                 visible=True, label=f"{REPLAY_LABEL}: 1 to {last}"))
 
 
 # ---------------------------------------------------------------- the Record section
