@@ -26,6 +26,11 @@ def server_port() -> int:
     return port
 
 
+def session_capacity() -> int:
+    """Sessions whose state (their last run, about 0.5 MB at most) is kept; the oldest go first."""
+    return max(1, int(os.environ.get("PAR_SESSIONS", "500")))
+
+
 def concurrency() -> int:
     """Runs at once per event group; more wait in the queue (and see their position)."""
     return max(1, int(os.environ.get("PAR_CONCURRENCY", "2")))
@@ -53,5 +58,6 @@ if __name__ == "__main__":
         theme=THEME,
         css=CSS,
         show_error=False,
+        state_session_capacity=session_capacity(),
         mcp_server=True,  # the tools of par_demo/ui/mcp_tools.py at /gradio_api/mcp/
     )

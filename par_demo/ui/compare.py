@@ -151,7 +151,8 @@ def export_compare_files(records, overlay, frame_ms, request: gr.Request = None)
 
 
 def build(page: SimpleNamespace) -> SimpleNamespace:
-    c = SimpleNamespace(timings=page.timings, records=gr.State(None))
+    c = SimpleNamespace(timings=page.timings,
+                        records=gr.State(None, time_to_live=w.RUN_KEEP_SECONDS))
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             c.model = w.model_dropdown("cmp-model")

@@ -195,7 +195,7 @@ def export_run_files(record, overlay, frame_ms, request: gr.Request = None) -> w
 
 def build(page: SimpleNamespace) -> SimpleNamespace:
     """The Generate tab and its events; `runs` are the events that finish a generation."""
-    g = SimpleNamespace(timings=page.timings, run=gr.State(None))
+    g = SimpleNamespace(timings=page.timings, run=gr.State(None, time_to_live=w.RUN_KEEP_SECONDS))
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             g.model = w.model_dropdown("gen-model")
