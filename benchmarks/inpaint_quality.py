@@ -6,7 +6,8 @@ Each held-out picture is encoded with the shipped tokenizer, its right-half cell
 under each ordering over the mask (the left half kept), and the completed pictures are scored
 with the evaluation classifier (par_demo/train/evaluate.py's metrics): class accuracy (share
 classified as the picture's class) and Frechet distance of their features to the originals'.
-The tokenizer's reconstructions (nothing regenerated) are the floor. Prints a markdown table,
+The originals themselves give the classifier's ceiling, the tokenizer's reconstructions
+(nothing regenerated) what the codes alone cost. Prints a markdown table,
 and writes JSON with --json.
 """
 from __future__ import annotations
@@ -81,7 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     codes = encode_images(tokenizer, originals, a.batch).reshape(len(heldout), -1)
     original_features, _ = predict(classifier, originals)
     config = replace(EMBEDDED.sampling, seed=a.seed)
-    results = [score("reconstruction (nothing regenerated)", 0,
+    results = [score("the originals", 0, originals, labels, classifier, original_features),
+               score("reconstruction (nothing regenerated)", 0,
                      decode_tokens(tokenizer, codes, EMBEDDED.args.grid), labels, classifier,
                      original_features)]
     for spec in ORDERINGS:

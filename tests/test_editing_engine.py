@@ -208,3 +208,17 @@ def test_edit_and_branch_requests_are_refused_with_the_field():
     with pytest.raises(ValueError, match="keeps 128 cells: give their tokens"):
         next(sample_steps(random_model(EMBEDDED).transformer,
                           subset_schedule(SPECS[1], region_mask("left", 16).cells), [0]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graphs_draw_the_plain_tokens_of_an_edit_and_a_branch():
+    model = random_model(EMBEDDED, device="cuda").transformer
+    config = SamplingConfig(cfg_scale=2.0, greedy=True)
+    for _ in range(2):  # the second run replays the graphs captured by the first
+        _, plan, graphed = edit_run(model, SPECS[1], "border", config, fast=True, graphs=True)
+        _, _, plain = edit_run(model, SPECS[1], "border", config, fast=False)
+        assert np.array_equal(graphed[-1].tokens, plain[-1].tokens)
+    branch = plan_branch(EMBEDDED, plan.schedule, plain[-1].tokens[0], 7)
+    ends = [last_event(run_plan(model, branch, [2], config, **path)).tokens
+            for path in (dict(fast=True, graphs=True), dict(fast=False))]
+    assert np.array_equal(ends[0], ends[1])
