@@ -97,7 +97,7 @@ def cmd_edit(a: argparse.Namespace) -> int:
             else read_mask(Path(a.mask), picture.source_size, grid, field="--mask"))
     class_id = preset.class_names().resolve(a.class_)
     encoded = encode_picture(load_editing_tokenizer(preset), picture)
-    plan = plan_edit(preset, encoded.tokens, mask, _spec(a, grid))
+    plan = plan_edit(preset, encoded.tokens, mask, _spec(a, a.grid or grid))
     config = replace(preset.sampling, seed=a.seed)
     loaded = load_model(preset)
     frames, seconds, event = [], 0.0, None

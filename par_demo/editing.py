@@ -30,7 +30,6 @@ from par_demo.presets import ModelPreset, UnsupportedSchedule
 from par_demo.preview import decode_tokens
 from par_demo.sampler import KEPT_CELLS_NEED_TARGET_AWARE, Prefix, StepEvent, sample_steps
 from par_demo.sampling import SamplingConfig
-from par_demo.train.metrics import psnr
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,10 @@ def encode_picture(tokenizer: VQModel, picture: Picture) -> EncodedPicture:
     grid = codes.shape[-1]
     tokens = codes.reshape(-1).cpu().numpy().astype(np.int64)
     reconstruction = decode_tokens(tokenizer, tokens[None], grid)[0]
-    return EncodedPicture(tokens, reconstruction, psnr(reconstruction[None], picture.image[None]))
+    # train.metrics.psnr's formula: the app imports nothing from train/
+    mse = np.mean((reconstruction.astype(np.float64) - picture.image) ** 2)
+    return EncodedPicture(tokens, reconstruction,
+                          float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10))))
 
 
 def plan_edit(preset: ModelPreset, tokens: np.ndarray, mask: CellMask,
@@ -90,6 +92,9 @@ def plan_edit(preset: ModelPreset, tokens: np.ndarray, mask: CellMask,
     if reason:
         raise UnsupportedSchedule(reason)
     grid = preset.args.grid
+    if spec.grid not in (0, grid):  # 0: the model's grid
+        raise UnsupportedSchedule(f"{preset.name} generates a {grid}x{grid} grid, not "
+                                  f"{spec.grid}x{spec.grid}")
     if mask.grid != grid:
         raise EditError(f"mask: a {mask.grid}x{mask.grid} grid of cells; {preset.name} "
                         f"generates {grid}x{grid}")

@@ -222,3 +222,20 @@ def test_cuda_graphs_draw_the_plain_tokens_of_an_edit_and_a_branch():
     ends = [last_event(run_plan(model, branch, [2], config, **path)).tokens
             for path in (dict(fast=True, graphs=True), dict(fast=False))]
     assert np.array_equal(ends[0], ends[1])
+
+
+def test_a_picture_is_encoded_with_the_shipped_encoder_and_its_reconstruction_measured():
+    from PIL import Image
+
+    from par_demo.editing import encode_picture, load_editing_tokenizer
+    from par_demo.pictures import read_picture
+
+    disc = Image.new("RGB", (64, 64), "white")
+    disc.paste((250, 200, 40), (8, 8, 56, 56))
+    picture = read_picture(disc, EMBEDDED.image_size)
+    encoded = encode_picture(load_editing_tokenizer(EMBEDDED), picture)
+    assert encoded.tokens.shape == (256,) and encoded.tokens.max() < EMBEDDED.args.vocab_size
+    assert encoded.reconstruction.shape == (64, 64, 3)
+    error = np.abs(encoded.reconstruction.astype(int) - picture.image).mean()
+    assert encoded.psnr > 15 and error < 20  # the flat colours survive the codes
+    assert (np.abs(encoded.reconstruction[32, 32].astype(int) - (250, 200, 40)) < 40).all()
