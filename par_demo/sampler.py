@@ -51,7 +51,7 @@ class Prefix:
 
     def known_cells(self, schedule: Schedule) -> np.ndarray:
         """[G*G] bool: the cells this prefix gives."""
-        return (schedule.step_of_cell.reshape(-1) < self.steps_done)
+        return schedule.step_of_cell.reshape(-1) < self.steps_done
 
     def check(self, schedule: Schedule, batch: int, vocab_size: int) -> None:
         if not 0 <= self.steps_done < schedule.num_steps:
@@ -119,8 +119,7 @@ def plain_steps(model: Transformer, layout, cond_N: torch.Tensor):
 
     def several(first: int, last: int, tokens_BL: torch.Tensor) -> torch.Tensor:
         s0, s1 = int(layout.starts[first]), int(layout.starts[last + 1])
-        sees = layout.step[None, :s1] <= layout.step[s0:s1, None]
-        return steps(first, last, tokens_BL, torch.from_numpy(sees).to(device))
+        return steps(first, last, tokens_BL, torch.from_numpy(layout.visible(s0, s1)).to(device))
 
     return steps_in_order(layout.starts, lambda t, tokens_BL: steps(t, t, tokens_BL), several)
 

@@ -172,7 +172,7 @@ class FastDecoder:
         """Logits [N, S, V] of the slots of steps first..last in one forward (their inputs
         known), under the block-causal mask."""
         s0, s1 = tables.starts[first], tables.starts[last + 1]
-        sees = layout.step[None, :s1] <= layout.step[s0:s1, None]  # [S, s1]
+        sees = layout.visible(s0, s1)
         if self.static:
             sees = np.pad(sees, ((0, 0), (0, self.positions.numel() - s1)))
         return self.forward(self.embed(tables, first, last, tokens_BL), tables.cos[s0:s1],

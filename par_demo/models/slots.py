@@ -41,6 +41,11 @@ class SlotLayout:
         """[S, S] bool: slot a sees slot b when b's step is not later than a's."""
         return self.step[None, :] <= self.step[:, None]
 
+    def visible(self, s0: int, s1: int) -> np.ndarray:
+        """[s1 - s0, s1] bool: what slots s0..s1-1 see of slots 0..s1-1 (block_causal_mask's
+        rows), for a forward that computes several steps' slots at once."""
+        return self.step[None, :s1] <= self.step[s0:s1, None]
+
 
 def slot_layout(schedule: Schedule) -> SlotLayout:
     kind, cell, filler, target, step = [], [], [], [], []
