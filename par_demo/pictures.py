@@ -42,6 +42,8 @@ def open_image(source: PictureSource, field: str) -> tuple[Image.Image, list[str
     """The first frame of `source`, decoded, and notes on what was done; EditError otherwise."""
     if isinstance(source, Image.Image):
         image = source
+    elif not isinstance(source, bytes) and not Path(source).is_file():
+        raise EditError(f"{field}: no file at {str(source)[:60]!r}")
     else:
         stream = io.BytesIO(source) if isinstance(source, bytes) else source
         try:

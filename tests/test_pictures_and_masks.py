@@ -125,3 +125,10 @@ def test_a_mask_of_a_wide_picture_is_padded_like_the_picture():
     assert not mask[:4].any() and not mask[12:].any()  # the white padding above and below
     assert mask[4:12, 8:].all() and not mask[4:12, :8].any()
     assert isinstance(CellMask(16, mask.reshape(-1)).cells, np.ndarray)
+
+
+def test_a_missing_file_is_named(tmp_path):
+    with pytest.raises(EditError, match="picture: no file at"):
+        read_picture(tmp_path / "gone.png", 64)
+    (tmp_path / "in.png").write_bytes(png_bytes(Image.new("RGB", (20, 40), (9, 9, 9))))
+    assert read_picture(str(tmp_path / "in.png"), 64).source_size == (20, 40)
