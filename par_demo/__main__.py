@@ -2,6 +2,7 @@
 
     python -m par_demo schedule --grid 24 --parallel 4 --order distant --out fig3.png
     python -m par_demo generate --class 3 --parallel 4 --order distant --seed 0 --out run.gif
+    python -m par_demo edit --image in.png --region right --class 3 --seed 0 --out edit.gif
     python -m par_demo models
     python -m par_demo fetch PAR-XL-4x
     python -m par_demo dependency --image face.png --cell 8,8 --class 0 --out map.png
@@ -12,9 +13,11 @@ import argparse
 import json
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
+from par_demo.masks import REGIONS
 from par_demo.orders import ORDERS, ScheduleError, ScheduleSpec, build_schedule
 
 
@@ -77,6 +80,50 @@ def cmd_generate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_edit(a: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from par_demo.animation import caption, write_animation
+    from par_demo.checkpoints import load_model
+    from par_demo.editing import encode_picture, load_editing_tokenizer, plan_edit, run_plan
+    from par_demo.masks import read_mask, region_mask
+    from par_demo.pictures import read_picture
+    from par_demo.presets import get_preset
+    from par_demo.preview import step_frame
+
+    preset = get_preset(a.model)
+    grid = preset.args.grid
+    picture = read_picture(Path(a.image), preset.image_size, field="--image")
+    mask = (region_mask(a.region, grid) if a.region
+            else read_mask(Path(a.mask), picture.source_size, grid, field="--mask"))
+    class_id = preset.class_names().resolve(a.class_)
+    encoded = encode_picture(load_editing_tokenizer(preset), picture)
+    plan = plan_edit(preset, encoded.tokens, mask, _spec(a, a.grid or grid))
+    config = replace(preset.sampling, seed=a.seed)
+    loaded = load_model(preset)
+    frames, seconds, event = [], 0.0, None
+    for event in run_plan(loaded.transformer, plan, [class_id], config):
+        seconds += event.step_seconds
+        if not a.out.endswith(".png"):
+            frame = step_frame(loaded.tokenizer, plan.schedule, event.tokens[0], event.step,
+                               a.size, overlay=a.overlay)
+            frames.append(caption(frame, f"step {event.step + 1}/{event.num_steps}"))
+    if a.out.endswith(".png"):
+        final = step_frame(loaded.tokenizer, plan.schedule, event.tokens[0], event.step, a.size)
+        Image.fromarray(final).save(a.out)
+    else:
+        write_animation(frames, a.out, a.frame_ms)
+    print(json.dumps({
+        "model": preset.name, "class": class_id,
+        "class_name": preset.class_names().names[class_id], "schedule": plan.schedule.spec.label,
+        "steps": plan.steps, "kept_cells": plan.kept_cells,
+        "generated_cells": plan.generated_cells, "seconds": round(seconds, 4),
+        "reconstruction_psnr": round(encoded.psnr, 2), "notes": list(picture.notes),
+        "out": a.out,
+    }))
+    return 0
+
+
 def cmd_models(a: argparse.Namespace) -> int:
     from par_demo.checkpoints import local_weight_file
     from par_demo.presets import PRESETS
@@ -116,7 +163,8 @@ def cmd_dependency(a: argparse.Namespace) -> int:
     from par_demo.checkpoints import load_model
     from par_demo.dependency import DependencyUnsupported, dependency_map, dependency_refusal
     from par_demo.dependency_figures import draw_dependency
-    from par_demo.pictures import encode_picture, fit_picture, load_encoder, read_picture
+    from par_demo.editing import encode_picture, load_editing_tokenizer
+    from par_demo.pictures import read_picture
     from par_demo.presets import get_preset
 
     preset = get_preset(a.model)
@@ -128,10 +176,10 @@ def cmd_dependency(a: argparse.Namespace) -> int:
         raise ValueError(f"--cell must be ROW,COL with both in 0..{G - 1}, got "
                          f"{a.cell[0]},{a.cell[1]}")
     class_id = None if a.class_ is None else preset.class_names().resolve(a.class_)
-    picture = fit_picture(read_picture(a.image), preset.image_size)
-    tokens = encode_picture(load_encoder(preset), picture)
+    picture = read_picture(a.image, preset.image_size, field="--image")
+    tokens = encode_picture(load_editing_tokenizer(preset), picture).tokens
     result = dependency_map(load_model(preset).transformer, tokens, a.cell, class_id)
-    draw_dependency(result, picture).save(a.out)
+    draw_dependency(result, picture.image).save(a.out)
     print(json.dumps({
         "model": preset.name, "cell": list(a.cell), "class": class_id,
         "entropy": _nats(result.entropy), "prior_entropy": _nats(result.prior_entropy),
@@ -170,6 +218,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="run.gif", help=".gif or .mp4")
     p.set_defaults(func=cmd_generate)
 
+    p = sub.add_parser("edit", help="regenerate a region of a picture; write the picture or "
+                       "its step-by-step animation")
+    p.add_argument("--model", default=None, help="a preset name (default: the embedded model)")
+    p.add_argument("--image", required=True, help="the picture (PNG, JPEG, WebP, GIF...)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--region", choices=REGIONS, help="a preset region to regenerate")
+    where.add_argument("--mask", help="a picture of the region: opaque or white pixels "
+                       "regenerate, snapped to token cells")
+    p.add_argument("--class", dest="class_", required=True, help="class index or name")
+    _schedule_args(p, grid_default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=256, help="picture / frame side in pixels")
+    p.add_argument("--overlay", action="store_true", help="draw the Figure 3 progress on frames")
+    p.add_argument("--frame-ms", type=int, default=80)
+    p.add_argument("--out", default="edit.png", help=".png (the final picture), .gif or .mp4")
+    p.set_defaults(func=cmd_edit)
+
     p = sub.add_parser("models", help="list the model presets and whether their files are here")
     p.set_defaults(func=cmd_models)
 
@@ -188,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_dependency)
 
     a = parser.parse_args(argv)
-    if a.command in ("generate", "dependency") and a.model is None:
+    if a.command in ("generate", "edit", "dependency") and a.model is None:
         from par_demo.presets import DEFAULT_MODEL
 
         a.model = DEFAULT_MODEL

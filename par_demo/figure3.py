@@ -2,8 +2,9 @@
 
 Step numbers appear where cells are large enough to read, region boundaries are dashed, and the
 sequential initial tokens get a heavy outline. The same drawing blends over an image, and has a
-progress form for streaming (done / current / pending cells). Drawn with PIL so that a frame
-costs about a millisecond.
+progress form for streaming (done / current / pending cells). Kept cells of an edit (cells the
+schedule does not generate) are crossed by a grey diagonal and show the picture unveiled. Drawn
+with PIL so that a frame costs about a millisecond.
 """
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from par_demo.orders import Schedule
+from par_demo.orders import Schedule, region_bounds
 
 PENDING_RGB = (225, 225, 225)
 CURRENT_RGB = (255, 64, 64)
 INIT_OUTLINE_RGB = (20, 20, 20)
 REGION_RGB = (30, 30, 30)
+KEPT_RGB = (245, 245, 245)
+KEPT_MARK_RGB = (150, 150, 150)
 MIN_CELL_FOR_NUMBERS = 18
 
 
@@ -56,6 +59,7 @@ def cell_rgb(schedule: Schedule, progress: int | None = None) -> np.ndarray:
     if progress is not None:
         rgb[steps > progress] = PENDING_RGB
         rgb[steps == progress] = CURRENT_RGB
+    rgb[steps < 0] = KEPT_RGB
     return rgb
 
 
@@ -83,9 +87,14 @@ def draw_schedule(
         base = base.convert("RGB").resize((size, size), Image.NEAREST)
         if progress is None:
             canvas = Image.blend(base, grid_img, alpha)
+            kept_px = np.asarray(Image.fromarray((schedule.step_of_cell < 0).astype(np.uint8))
+                                 .resize((size, size), Image.NEAREST), dtype=bool)
+            canvas = Image.fromarray(np.where(kept_px[..., None], np.asarray(base),
+                                              np.asarray(canvas)))
         else:
             steps = schedule.step_of_cell
             weight = np.where(steps < progress, 0.0, np.where(steps == progress, alpha, 0.8))
+            weight[steps < 0] = 0.0
             w = np.asarray(Image.fromarray((weight * 255).astype(np.uint8))
                            .resize((size, size), Image.NEAREST), dtype=np.float32)[..., None] / 255
             mixed = np.asarray(base, np.float32) * (1 - w) + np.asarray(grid_img, np.float32) * w
@@ -101,12 +110,18 @@ def draw_schedule(
             draw.line([(0, p), (size, p)], fill=(255, 255, 255), width=1)
 
     if schedule.spec.order == "distant":
-        s = schedule.spec.regions_per_side
+        row_edges, col_edges = region_bounds(G, schedule.sequence, schedule.spec.regions_per_side)
         width = max(2, size // 200)
-        for i in range(1, s):
-            p = round(i * size / s)
-            _dashed(draw, (p, 0), (p, size), width)
-            _dashed(draw, (0, p), (size, p), width)
+        top, bottom = round(row_edges[0] * cell_px), round(row_edges[-1] * cell_px)
+        left, right = round(col_edges[0] * cell_px), round(col_edges[-1] * cell_px)
+        for c in col_edges[1:-1]:
+            _dashed(draw, (round(c * cell_px), top), (round(c * cell_px), bottom), width)
+        for r in row_edges[1:-1]:
+            _dashed(draw, (left, round(r * cell_px)), (right, round(r * cell_px)), width)
+
+    for cell in schedule.kept_cells:
+        x0, y0, x1, y1 = _cell_box(cell, G, cell_px)
+        draw.line([(x0, y1), (x1, y0)], fill=KEPT_MARK_RGB, width=max(1, round(cell_px / 12)))
 
     outline = max(2, round(cell_px / 8))
     for t in range(schedule.num_init_steps):
@@ -122,6 +137,8 @@ def draw_schedule(
         font = _font(max(6, int(cell_px * (0.42 if schedule.num_steps < 100 else 0.34))))
         luminance = rgb @ np.array([0.299, 0.587, 0.114])
         for cell, step in enumerate(schedule.step_of_cell.reshape(-1)):
+            if step < 0:
+                continue
             x0, y0, x1, y1 = _cell_box(cell, G, cell_px)
             dark = luminance.reshape(-1)[cell] > 140
             draw.text(((x0 + x1) / 2, (y0 + y1) / 2), str(step + 1), font=font, anchor="mm",

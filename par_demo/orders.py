@@ -1,7 +1,9 @@
 """Generation orders: which grid cells each step generates.
 
 A schedule for a G x G token grid is a list of steps; each step is the array of flat cell
-indices (row * G + col) generated together, in slot order. Pure numpy, no torch.
+indices (row * G + col) generated together, in slot order. A schedule may cover only some cells
+(`subset_schedule`, for edits): the others are kept, known before the first step. Pure numpy, no
+torch.
 """
 from __future__ import annotations
 
@@ -112,8 +114,15 @@ class Schedule:
     def num_init_steps(self) -> int:
         """Steps of the sequential initial tokens (0 when there are none)."""
         if self.spec.parallel > 1 and self.spec.init_tokens:
-            return self.spec.parallel
+            return min(self.spec.parallel, len(self.sequence))
         return 0
+
+    @cached_property
+    def kept_cells(self) -> np.ndarray:
+        """Cells no step generates (known before the first step), in raster order."""
+        generated = np.zeros(self.grid * self.grid, dtype=bool)
+        generated[self.sequence] = True
+        return np.flatnonzero(~generated)
 
     @cached_property
     def sequence(self) -> np.ndarray:
@@ -121,8 +130,8 @@ class Schedule:
 
     @cached_property
     def step_of_cell(self) -> np.ndarray:
-        """[grid, grid] step index that generates each cell."""
-        out = np.empty(self.grid * self.grid, dtype=np.int64)
+        """[grid, grid] step index that generates each cell; -1 for kept cells."""
+        out = np.full(self.grid * self.grid, -1, dtype=np.int64)
         for i, cells in enumerate(self.steps):
             out[cells] = i
         return out.reshape(self.grid, self.grid)
@@ -151,3 +160,78 @@ def build_schedule(spec: ScheduleSpec) -> Schedule:
         rest = order[n:]
     steps = head + [rest[i : i + n] for i in range(0, len(rest), n)]
     return Schedule(spec, tuple(steps))
+
+
+def region_bounds(grid: int, cells: np.ndarray, regions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column edges ([regions + 1] each) of the regions of a set of cells: their bounding
+    box cut into regions x regions tiles (edge i at i * side // regions). For the whole grid these
+    are PAR's regions."""
+    rows, cols = np.divmod(np.asarray(cells), grid)
+    r0, c0 = rows.min(), cols.min()
+    height, width = rows.max() - r0 + 1, cols.max() - c0 + 1
+    k = np.arange(regions + 1)
+    return r0 + k * height // regions, c0 + k * width // regions
+
+
+def _subset_order(spec: ScheduleSpec, cells: np.ndarray) -> np.ndarray:
+    if spec.order == "raster":
+        return cells
+    if spec.order == "random":
+        return np.random.default_rng(spec.seed).permutation(cells)
+    s = spec.regions_per_side
+    row_edges, col_edges = region_bounds(spec.grid, cells, s)
+    rows, cols = np.divmod(cells, spec.grid)
+    region = (np.searchsorted(row_edges, rows, side="right") - 1) * s + (
+        np.searchsorted(col_edges, cols, side="right") - 1)
+    rank = np.empty_like(cells)  # place of each cell among its region's cells, in raster order
+    for r in np.unique(region):
+        members = region == r
+        rank[members] = np.arange(members.sum())
+    return cells[np.lexsort((region, rank))]
+
+
+def subset_schedule(spec: ScheduleSpec, cells: np.ndarray) -> Schedule:
+    """`spec`'s ordering over `cells` only; every other cell is kept (known before step 0).
+
+    - raster: the cells in raster order; random: a seeded permutation of them.
+    - distant: the regions are the cells' bounding box cut into s x s tiles (`region_bounds`);
+      each region's cells are ranked in raster order, and the sequence takes rank 0 of every
+      region (region by region), then rank 1, and so on. When every region holds as many cells
+      (the presets: halves, centre, border), each parallel step takes one cell per region, as
+      PAR does; otherwise the later steps take several cells of the larger regions.
+    - initial tokens: the first n cells of that sequence, one per step (for distant, the first
+      cell of each region).
+    - the rest goes n per step; when n does not divide it, the first parallel step takes the
+      remainder (steps may grow, never shrink: see models/slots.py).
+    Over all cells this is build_schedule(spec).
+    """
+    _validate_subset(spec, cells)
+    order = _subset_order(spec, np.unique(np.asarray(cells, dtype=np.int64)))
+    n = spec.parallel
+    head = min(n, len(order)) if (n > 1 and spec.init_tokens) else 0
+    steps = [order[i:i + 1] for i in range(head)]
+    rest = order[head:]
+    first = len(rest) % n or min(n, len(rest))
+    if len(rest):
+        steps.append(rest[:first])
+    steps += [rest[i:i + n] for i in range(first, len(rest), n)]
+    return Schedule(spec, tuple(steps))
+
+
+def _validate_subset(spec: ScheduleSpec, cells: np.ndarray) -> None:
+    if spec.order not in ORDERS:
+        raise ScheduleError(f"unknown order {spec.order!r}; choose one of {', '.join(ORDERS)}")
+    if spec.grid < 1 or spec.parallel < 1:
+        raise ScheduleError(f"grid and parallelism must be at least 1, got {spec.grid} and "
+                            f"{spec.parallel}")
+    if spec.order == "distant" and spec.parallel > 1 and (
+            math.isqrt(spec.parallel) ** 2 != spec.parallel
+            or spec.regions_per_side ** 2 != spec.parallel):
+        raise ScheduleError(f"distant {spec.parallel}x needs a square parallelism and "
+                            f"{math.isqrt(spec.parallel)} regions per side")
+    cells = np.asarray(cells)
+    if cells.size == 0:
+        raise ScheduleError("no cell to generate")
+    if cells.min() < 0 or cells.max() >= spec.grid * spec.grid:
+        raise ScheduleError(f"cells must lie on the {spec.grid}x{spec.grid} grid "
+                            f"(0 to {spec.grid * spec.grid - 1})")

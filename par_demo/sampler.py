@@ -3,6 +3,10 @@
 Runs any schedule the model can take (see models/slots.py), with classifier-free guidance,
 temperature, top-k / top-p and a seeded generator. `sample_steps` yields one StepEvent per step, so
 a caller can stream previews and stop between steps by simply not asking for the next one.
+
+A run may start from known tokens (`Prefix`): the kept cells of an edit's schedule and the cells
+of its first steps (a branch of a recorded run). They enter the cache in one forward, then the
+schedule runs on from there; known tokens are never changed.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from par_demo.models.fast import FAST, GRAPHED, FastDecoder
+from par_demo.models.fast import FAST, GRAPHED, FastDecoder, steps_in_order
 from par_demo.models.slots import slot_layout
 from par_demo.models.transformer import KVCache, SlotInputs, Transformer
 from par_demo.orders import Schedule
@@ -36,6 +40,32 @@ class StepEvent:
     @property
     def done(self) -> bool:
         return self.step == self.num_steps - 1
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """Where a run starts: the tokens of the schedule's kept cells and of the cells its first
+    `steps_done` steps generate. Tokens of the other cells are ignored."""
+
+    tokens: np.ndarray  # [G*G], or [B, G*G] (one row per class id)
+    steps_done: int = 0  # schedule steps already done (0: only the kept cells are known)
+
+    def known_cells(self, schedule: Schedule) -> np.ndarray:
+        """[G*G] bool: the cells this prefix gives."""
+        return schedule.step_of_cell.reshape(-1) < self.steps_done
+
+    def check(self, schedule: Schedule, batch: int, vocab_size: int) -> None:
+        if not 0 <= self.steps_done < schedule.num_steps:
+            raise ValueError(f"steps_done must be 0 to {schedule.num_steps - 1} (the schedule has "
+                             f"{schedule.num_steps} steps), got {self.steps_done}")
+        L = schedule.grid * schedule.grid
+        if self.tokens.shape[-1] != L or self.tokens.ndim not in (1, 2) or (
+                self.tokens.ndim == 2 and len(self.tokens) != batch):
+            raise ValueError(f"prefix tokens must be [{L}] or [{batch}, {L}] (one row per class "
+                             f"id), got {list(self.tokens.shape)}")
+        known = self.tokens[..., self.known_cells(schedule)]
+        if known.size and (known.min() < 0 or known.max() >= vocab_size):
+            raise ValueError(f"every known cell needs a token in 0..{vocab_size - 1}")
 
 
 @dataclass
@@ -81,14 +111,18 @@ def plain_steps(model: Transformer, layout, cond_N: torch.Tensor):
                          (layout.kind, layout.cell, layout.filler, layout.target))).to(device)
     fed_cells = torch.from_numpy(layout.cell.clip(min=0)).to(device)
 
-    def step(t: int, tokens_BL: torch.Tensor) -> torch.Tensor:
-        s0, s1 = int(layout.starts[t]), int(layout.starts[t + 1])
+    def steps(first: int, last: int, tokens_BL: torch.Tensor, mask=None) -> torch.Tensor:
+        s0, s1 = int(layout.starts[first]), int(layout.starts[last + 1])
         fed = tokens_BL[:, fed_cells[s0:s1]]
         if cond_N.numel() != fed.shape[0]:
             fed = torch.cat([fed, fed])
-        return model(cond_N, fed, slots[s0:s1], cache, start=s0)
+        return model(cond_N, fed, slots[s0:s1], cache, start=s0, mask_BSS=mask)
 
-    return step
+    def several(first: int, last: int, tokens_BL: torch.Tensor) -> torch.Tensor:
+        s0, s1 = int(layout.starts[first]), int(layout.starts[last + 1])
+        return steps(first, last, tokens_BL, torch.from_numpy(layout.visible(s0, s1)).to(device))
+
+    return steps_in_order(layout.starts, lambda t, tokens_BL: steps(t, t, tokens_BL), several)
 
 
 @torch.inference_mode()
@@ -99,15 +133,25 @@ def sample_steps(
     config: SamplingConfig = SamplingConfig(),
     fast: bool = True,
     graphs: bool | None = None,
+    prefix: Prefix | None = None,
 ) -> Iterator[StepEvent]:
-    """One StepEvent per step. `fast` runs the step forward of models/fast.py (the same tokens
-    as the plain module forward, which `fast=False` keeps as the reference); `graphs` replays
-    it as CUDA graphs, one per step size (default: on CUDA devices)."""
+    """One StepEvent per step, from step `prefix.steps_done` (0 without a prefix). `fast` runs
+    the step forward of models/fast.py (the same tokens as the plain module forward, which
+    `fast=False` keeps as the reference); `graphs` replays it as CUDA graphs, one per step size
+    (default: on CUDA devices). A schedule with kept cells needs a prefix giving their tokens."""
     config.validate()
     args = model.args
     if schedule.grid != args.grid:
         raise ValueError(f"schedule is for a {schedule.grid}x{schedule.grid} grid, "
                          f"the model generates {args.grid}x{args.grid}")
+    if len(schedule.kept_cells) and not args.target_aware:
+        raise ValueError(KEPT_CELLS_NEED_TARGET_AWARE)
+    if prefix is None:
+        if len(schedule.kept_cells):
+            raise ValueError(f"the schedule keeps {len(schedule.kept_cells)} cells: "
+                             "give their tokens as a prefix")
+        prefix = Prefix(np.full(args.grid * args.grid, -1, dtype=np.int64))
+    prefix.check(schedule, len(class_ids), args.vocab_size)
     layout = slot_layout(schedule)
     if layout.num_fillers > args.num_fillers:
         raise ValueError(f"this schedule needs {layout.num_fillers} learnable transition tokens, "
@@ -128,7 +172,8 @@ def sample_steps(
                 layout, cond)
         else:
             step_logits = FastDecoder(model, cond.numel(), L).run(layout, cond)
-        yield from _step_loop(step_logits, schedule, layout, B, guided, config, device, path)
+        yield from _step_loop(step_logits, schedule, layout, prefix, B, guided, config, device,
+                              path)
 
 
 def step_path(device: torch.device, fast: bool = True, graphs: bool | None = None) -> str:
@@ -142,22 +187,24 @@ def step_path(device: torch.device, fast: bool = True, graphs: bool | None = Non
     return "graphed" if (device.type == "cuda" if graphs is None else graphs) else "fast"
 
 
-def _step_loop(step_logits, schedule: Schedule, layout, B: int, guided: bool,
+def _step_loop(step_logits, schedule: Schedule, layout, prefix: Prefix, B: int, guided: bool,
                config: SamplingConfig, device, path: str) -> Iterator[StepEvent]:
     L = layout.kind.size
     targets_all = torch.from_numpy(layout.target).to(device)
-    tokens = torch.full((B, L), -1, dtype=torch.long, device=device)
     generator = torch.Generator(device).manual_seed(config.seed)
 
-    tokens_np = np.full((B, L), -1, dtype=np.int64)
+    known = prefix.known_cells(schedule)
+    tokens_np = np.where(known, np.broadcast_to(prefix.tokens, (B, L)), -1).astype(np.int64)
+    tokens = torch.from_numpy(tokens_np.copy()).to(device)
     entropy_np = np.full((B, L), np.nan, dtype=np.float32)
-    step_map = np.full(L, -1, dtype=np.int64)
+    step_map = np.where(known, schedule.step_of_cell.reshape(-1), -1)
     elapsed = 0.0
-    for t in range(schedule.num_steps):
+    for t in range(prefix.steps_done, schedule.num_steps):
         t0 = time.perf_counter()
-        s0, s1 = int(layout.starts[t]), int(layout.starts[t + 1])
+        layout_step = layout.kept_steps + t
+        s0, s1 = int(layout.starts[layout_step]), int(layout.starts[layout_step + 1])
         targets = layout.target[s0:s1]
-        logits = step_logits(t, tokens)
+        logits = step_logits(layout_step, tokens)
         if guided:
             cond_logits, uncond_logits = logits.chunk(2)
             logits = uncond_logits + (cond_logits - uncond_logits) * config.cfg_scale
@@ -167,7 +214,7 @@ def _step_loop(step_logits, schedule: Schedule, layout, B: int, guided: bool,
         step_seconds = time.perf_counter() - t0
         elapsed += step_seconds
 
-        if (step_map[targets] >= 0).any():
+        if (step_map[targets] >= 0).any() or known[targets].any():
             raise RuntimeError(f"step {t} regenerates cells {targets[step_map[targets] >= 0]}")
         step_map[targets] = t
         tokens_np[:, targets] = new_np
@@ -179,15 +226,23 @@ def _step_loop(step_logits, schedule: Schedule, layout, B: int, guided: bool,
         )
 
 
+KEPT_CELLS_NEED_TARGET_AWARE = (
+    "this model cannot keep an arbitrary set of cells: its transition tokens do not know which "
+    "cell they predict, so it runs only the schedule it was trained for (it can branch a run of "
+    "that schedule from any step)")
+
+
 def generate(model: Transformer, schedule: Schedule, class_ids: Sequence[int],
-             config: SamplingConfig = SamplingConfig()) -> GenerationResult:
+             config: SamplingConfig = SamplingConfig(),
+             prefix: Prefix | None = None) -> GenerationResult:
+    """The whole run at once; kept cells hold the prefix's tokens and step -1."""
     times: list[float] = []
     last = None
-    for last in sample_steps(model, schedule, class_ids, config):
+    for last in sample_steps(model, schedule, class_ids, config, prefix=prefix):
         times.append(last.step_seconds)
     G = schedule.grid
     B = len(class_ids)
-    if last is None or (last.step_map < 0).any():
+    if last is None or (last.tokens < 0).any():
         raise RuntimeError("generation ended before every cell was generated")
     return GenerationResult(
         tokens=last.tokens.reshape(B, G, G), step_map=last.step_map.reshape(G, G),

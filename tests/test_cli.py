@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import imageio.v3 as iio
+import numpy as np
 from PIL import Image
 
 
@@ -38,3 +39,45 @@ def test_bad_requests_exit_with_a_message(tmp_path):
     assert done.returncode == 2 and "trained for distant 4x" in done.stderr
     done = run("schedule", "--parallel", "3")
     assert done.returncode == 2 and "square" in done.stderr
+
+
+def write_picture(path, size=(64, 64)):
+    rgba = np.zeros((*size[::-1], 4), np.uint8)
+    rgba[8:-8, 8:-8] = (250, 200, 40, 255)  # a yellow disc-ish square on transparency
+    Image.fromarray(rgba).save(path)
+    return path
+
+
+def test_edit_writes_the_final_picture_and_a_json_line(tmp_path):
+    image, out = write_picture(tmp_path / "in.png"), tmp_path / "edit.png"
+    done = run("edit", "--image", str(image), "--region", "right", "--class", "3",
+               "--parallel", "4", "--order", "distant", "--seed", "0", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (report["steps"], report["kept_cells"], report["generated_cells"]) == (35, 128, 128)
+    assert report["seconds"] > 0 and "transparency composited on white" in report["notes"]
+    assert Image.open(out).size == (256, 256)
+
+
+def test_edit_with_a_mask_writes_its_animation(tmp_path):
+    image, out = write_picture(tmp_path / "in.png", (128, 64)), tmp_path / "edit.gif"
+    mask = np.zeros((32, 64), np.uint8)
+    mask[:, :16] = 255  # the left quarter of the wide picture: 4 cell columns of its 8 rows
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    done = run("edit", "--image", str(image), "--mask", str(tmp_path / "mask.png"),
+               "--class", "smiling face", "--parallel", "16", "--order", "raster", "--no-init",
+               "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["generated_cells"] == 32 and report["steps"] == 2
+    assert iio.imread(out, index=None).shape[0] == 2
+
+
+def test_bad_edits_exit_with_a_message(tmp_path):
+    image = write_picture(tmp_path / "in.png")
+    (tmp_path / "note.txt").write_text("not a picture")
+    done = run("edit", "--image", str(tmp_path / "note.txt"), "--region", "left", "--class", "1")
+    assert done.returncode == 2 and "--image: not an image file" in done.stderr
+    Image.new("L", (64, 64), 255).save(tmp_path / "all.png")
+    done = run("edit", "--image", str(image), "--mask", str(tmp_path / "all.png"), "--class", "1")
+    assert done.returncode == 2 and "that is Generate" in done.stderr

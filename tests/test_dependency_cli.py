@@ -10,7 +10,8 @@ from par_demo.__main__ import main
 from par_demo.checkpoints import load_model
 from par_demo.dependency import dependency_map
 from par_demo.heldout import HeldoutGrids
-from par_demo.pictures import encode_picture, fit_picture, load_encoder
+from par_demo.editing import encode_picture, load_editing_tokenizer
+from par_demo.pictures import read_picture
 from par_demo.presets import EMBEDDED
 from par_demo.preview import decode_tokens
 
@@ -31,8 +32,8 @@ def test_a_heldout_picture_gives_the_map_of_its_tokens(tmp_path):
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["cell"] == [3, 12] and report["class"] == 0
-    tokens = encode_picture(load_encoder(EMBEDDED), fit_picture(Image.open(tmp_path / "in.png"),
-                                                                EMBEDDED.image_size))
+    tokens = encode_picture(load_editing_tokenizer(EMBEDDED),
+                            read_picture(tmp_path / "in.png", EMBEDDED.image_size)).tokens
     expected = dependency_map(loaded.transformer, tokens, (3, 12), 0)
     np.testing.assert_allclose(report["entropy"], expected.entropy, atol=1e-3)
     np.testing.assert_allclose(report["prior_entropy"], expected.prior_entropy, atol=1e-3)

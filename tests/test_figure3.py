@@ -60,3 +60,26 @@ def test_overlay_keeps_done_cells_and_veils_pending_ones():
     pending = next(c for c in range(64) if steps[c] > 10)
     assert cell_centre(img, done, 8) == (0, 200, 0)
     assert cell_centre(img, pending, 8)[0] > 150  # mostly the light pending grey
+
+
+def test_kept_cells_are_marked_and_regions_are_those_of_the_masked_cells():
+    from par_demo.figure3 import KEPT_RGB
+    from par_demo.masks import region_mask
+    from par_demo.orders import subset_schedule
+
+    schedule = subset_schedule(ScheduleSpec(grid=16, order="distant", parallel=4),
+                               region_mask("right", 16).cells)
+    img = np.asarray(draw_schedule(schedule, size=256, numbers=False))
+    colors = step_colors(schedule.num_steps)
+    steps = schedule.step_of_cell.reshape(-1)
+    for cell in [0, 7, 8, 100, 255]:
+        expected = KEPT_RGB if steps[cell] < 0 else tuple(colors[steps[cell]])
+        assert cell_centre(img, cell, 16) == tuple(expected)
+    dashes = (img == REGION_RGB).all(-1)
+    assert dashes[:, 190:194].any(0).any() and dashes[126:130, 128:].any()  # at col 12, row 8
+    assert not dashes[:, :126].any()  # no region line crosses the kept half
+
+    picture = np.full((64, 64, 3), 77, np.uint8)
+    for progress in (None, 3):
+        over = np.asarray(draw_schedule(schedule, size=256, progress=progress, image=picture))
+        assert cell_centre(over, 0, 16) == (77, 77, 77)  # the picture shows through, unveiled

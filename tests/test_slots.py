@@ -46,3 +46,19 @@ def test_shrinking_steps_are_refused():
     shrinking = Schedule(spec, (np.array([0, 1]), np.array([2]), np.array([3])))
     with pytest.raises(ScheduleError, match="may not shrink"):
         slot_layout(shrinking)
+
+
+def test_kept_cells_come_first_as_a_chain_of_single_steps():
+    from par_demo.orders import subset_schedule
+
+    schedule = subset_schedule(ScheduleSpec(grid=4, order="raster", parallel=4), [10, 11, 14, 15])
+    layout = slot_layout(schedule)
+    kept = schedule.kept_cells.tolist()  # the 12 other cells, in raster order
+    assert layout.kept_steps == 12 and layout.kind.size == 16
+    assert layout.target[:12].tolist() == kept and layout.cell[1:13].tolist() == kept
+    assert layout.kind[0] == CLASS and (layout.kind[1:13] == TOKEN).all()
+    # the schedule's steps follow: 4 initial tokens, the first fed by the last kept cell
+    assert layout.target[12:].tolist() == [10, 11, 14, 15] and layout.starts[-5:].tolist() == [
+        12, 13, 14, 15, 16]
+    assert np.array_equal(layout.visible(0, 16), layout.block_causal_mask())
+    assert np.array_equal(layout.visible(12, 14), layout.block_causal_mask()[12:14, :14])

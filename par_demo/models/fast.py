@@ -19,6 +19,7 @@ import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -117,27 +118,33 @@ class FastDecoder:
                     else None),
             cos=cos, sin=sin)
 
-    def embed(self, tables: StepTables, t: int, tokens_BL: torch.Tensor) -> torch.Tensor:
-        s0, s1 = tables.starts[t], tables.starts[t + 1]
+    def embed(self, tables: StepTables, first: int, last: int,
+              tokens_BL: torch.Tensor) -> torch.Tensor:
+        """Inputs [N, S, D] of the slots of steps first..last."""
+        s0, s1 = tables.starts[first], tables.starts[last + 1]
         h = F.embedding(tokens_BL[:, tables.fed[s0:s1]].clamp(min=0), self.tok_embeddings)
         if tables.target is not None:
             h = h + tables.target[s0:s1]
         B = h.shape[0]
         if B != self.rows:  # guided: the uncond rows feed the same tokens
             h = h.repeat(self.rows // B, 1, 1)
-        if tables.mixed[t]:
+        if any(tables.mixed[first:last + 1]):
             h = torch.where(tables.token_slot[s0:s1], h, tables.fixed[:, s0:s1])
         return h
 
-    def forward(self, h_NSD: torch.Tensor, cos, sin, start, size: int) -> torch.Tensor:
+    def forward(self, h_NSD: torch.Tensor, cos, sin, start, size: int,
+                mask_ST: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [N, S, V] of one step's slots at `start` (an int; a device tensor when
-        static)."""
+        static), or of several steps' slots under `mask_ST` (what each slot sees of the cache:
+        [S, start + S], or [S, cache length] when static)."""
         a = self.args
         N, S, D = h_NSD.shape
         H, hd = a.n_head, a.head_dim
         if self.static:
             index = start + self.positions[:size]
             visible = (self.positions < start + size)[None, None, None]  # [1, 1, 1, T]
+        if mask_ST is not None:
+            visible = mask_ST
         for i, w in enumerate(self.layers):
             qkv = F.linear(rms_norm(h_NSD, w["attn_norm"], a.norm_eps), w["wqkv"])
             # rotated in float32 like apply_rotary (no-ops for float32 weights)
@@ -151,7 +158,7 @@ class FastDecoder:
                 kv, mask = cache, visible
             else:
                 cache[:, :, :, start:start + S] = new_kv
-                kv, mask = cache[:, :, :, :start + S], None
+                kv, mask = cache[:, :, :, :start + S], mask_ST
             out = F.scaled_dot_product_attention(qkv[:, :, 0].transpose(1, 2), kv[0], kv[1],
                                                  attn_mask=mask)
             h_NSD = h_NSD + F.linear(out.transpose(1, 2).reshape(N, S, D), w["wo"])
@@ -160,21 +167,54 @@ class FastDecoder:
             h_NSD = h_NSD + F.linear(F.silu(gate) * up, w["w2"])
         return F.linear(rms_norm(h_NSD, self.norm, a.norm_eps), self.output).float()
 
+    def catch_up(self, layout: SlotLayout, tables: StepTables, first: int, last: int,
+                 tokens_BL: torch.Tensor) -> torch.Tensor:
+        """Logits [N, S, V] of the slots of steps first..last in one forward (their inputs
+        known), under the block-causal mask."""
+        s0, s1 = tables.starts[first], tables.starts[last + 1]
+        sees = layout.visible(s0, s1)
+        if self.static:
+            sees = np.pad(sees, ((0, 0), (0, self.positions.numel() - s1)))
+        return self.forward(self.embed(tables, first, last, tokens_BL), tables.cos[s0:s1],
+                            tables.sin[s0:s1], s0, s1 - s0,
+                            torch.from_numpy(sees).to(self.device))
+
+    def step_forward(self, tables: StepTables, t: int, tokens_BL: torch.Tensor) -> torch.Tensor:
+        s0, s1 = tables.starts[t], tables.starts[t + 1]
+        return self.forward(self.embed(tables, t, t, tokens_BL), tables.cos[s0:s1],
+                            tables.sin[s0:s1], s0, s1 - s0)
+
     def run(self, layout: SlotLayout, cond_N: torch.Tensor):
         tables = self.tables(layout, cond_N)
+        return steps_in_order(
+            layout.starts, lambda t, tokens_BL: self.step_forward(tables, t, tokens_BL),
+            lambda first, last, tokens_BL: self.catch_up(layout, tables, first, last, tokens_BL))
 
-        def step(t: int, tokens_BL: torch.Tensor) -> torch.Tensor:
-            s0, s1 = tables.starts[t], tables.starts[t + 1]
-            return self.forward(self.embed(tables, t, tokens_BL), tables.cos[s0:s1],
-                                tables.sin[s0:s1], s0, s1 - s0)
 
-        return step
+def steps_in_order(starts, one_step, several_steps):
+    """The step function of one run: step(t, tokens_BL) -> logits [N, S, V] of step t's slots,
+    for t increasing by one. The first call may skip ahead (a run that starts from known tokens):
+    the skipped steps' slots are then computed with step t's in one forward, several_steps(first,
+    last, tokens_BL), and only step t's logits are returned."""
+    filled = 0  # steps whose slots are in the cache
+
+    def step(t: int, tokens_BL: torch.Tensor) -> torch.Tensor:
+        nonlocal filled
+        if t < filled or (filled and t > filled):
+            raise ValueError(f"step {t} asked after step {filled - 1}: steps run in order")
+        logits = (one_step(t, tokens_BL) if t == filled
+                  else several_steps(filled, t, tokens_BL)[:, int(starts[t] - starts[filled]):])
+        filled = t + 1
+        return logits
+
+    return step
 
 
 class GraphedDecoder(FastDecoder):
     """The static forward captured as one CUDA graph per step size, on first use of that size;
     kept between runs (see DecoderPool), so a model's graphs are captured once per batch size.
-    Whatever an earlier run left in the cache is masked and overwritten before it is visible."""
+    Whatever an earlier run left in the cache is masked and overwritten before it is visible.
+    A run's catch-up over known steps (its size differs every time) runs eagerly."""
 
     static = True
 
@@ -198,23 +238,18 @@ class GraphedDecoder(FastDecoder):
             io["logits"] = self.forward(io["h"], io["cos"], io["sin"], io["start"], size)
         return graph, io
 
-    def run(self, layout: SlotLayout, cond_N: torch.Tensor):
-        tables = self.tables(layout, cond_N)
-
-        def step(t: int, tokens_BL: torch.Tensor) -> torch.Tensor:
-            s0, s1 = tables.starts[t], tables.starts[t + 1]
-            h, cos, sin = self.embed(tables, t, tokens_BL), tables.cos[s0:s1], tables.sin[s0:s1]
-            if s1 - s0 not in self.graphs:
-                self.graphs[s1 - s0] = self._capture(h, cos, sin, s0)
-            graph, io = self.graphs[s1 - s0]
-            io["h"].copy_(h)
-            io["cos"].copy_(cos)
-            io["sin"].copy_(sin)
-            io["start"].fill_(s0)
-            graph.replay()
-            return io["logits"]
-
-        return step
+    def step_forward(self, tables: StepTables, t: int, tokens_BL: torch.Tensor) -> torch.Tensor:
+        s0, s1 = tables.starts[t], tables.starts[t + 1]
+        h, cos, sin = self.embed(tables, t, t, tokens_BL), tables.cos[s0:s1], tables.sin[s0:s1]
+        if s1 - s0 not in self.graphs:
+            self.graphs[s1 - s0] = self._capture(h, cos, sin, s0)
+        graph, io = self.graphs[s1 - s0]
+        io["h"].copy_(h)
+        io["cos"].copy_(cos)
+        io["sin"].copy_(sin)
+        io["start"].fill_(s0)
+        graph.replay()
+        return io["logits"]
 
 
 class DecoderPool:

@@ -5,6 +5,10 @@ t = 0), followed by learnable filler tokens when step t generates more tokens th
 Slot j of step t predicts the j-th cell of step t, so a G x G grid always takes G*G slots and the
 last step's tokens are never fed back. For PAR's distant order with initial tokens this is exactly
 the official sequence: [class, x_0 .. x_{n-1}, n-1 learnable tokens, x_n, ...].
+
+A schedule with kept cells (an edit) is preceded by one step per kept cell, in raster order: its
+known tokens are teacher-forced, so they enter the cache in one forward (a chain of single steps
+is what a random 1x order looks like to an any-order model) and the schedule's steps follow.
 """
 from __future__ import annotations
 
@@ -24,7 +28,8 @@ class SlotLayout:
     filler: np.ndarray  # [S] learnable-token index (FILLER slots), 0 otherwise
     target: np.ndarray  # [S] cell this slot predicts
     step: np.ndarray  # [S] step whose tokens this slot predicts
-    starts: np.ndarray  # [num_steps + 1] first slot of each step
+    starts: np.ndarray  # [kept_steps + num_steps + 1] first slot of each step
+    kept_steps: int = 0  # steps of kept cells before the schedule's step 0
 
     @property
     def num_fillers(self) -> int:
@@ -36,12 +41,18 @@ class SlotLayout:
         """[S, S] bool: slot a sees slot b when b's step is not later than a's."""
         return self.step[None, :] <= self.step[:, None]
 
+    def visible(self, s0: int, s1: int) -> np.ndarray:
+        """[s1 - s0, s1] bool: what slots s0..s1-1 see of slots 0..s1-1 (block_causal_mask's
+        rows), for a forward that computes several steps' slots at once."""
+        return self.step[None, :s1] <= self.step[s0:s1, None]
+
 
 def slot_layout(schedule: Schedule) -> SlotLayout:
     kind, cell, filler, target, step = [], [], [], [], []
     starts = [0]
     fed = np.array([-1])  # the class token feeds step 0
-    for t, cells in enumerate(schedule.steps):
+    kept = [schedule.kept_cells[i:i + 1] for i in range(len(schedule.kept_cells))]
+    for t, cells in enumerate(kept + list(schedule.steps)):
         extra = len(cells) - len(fed)
         if extra < 0:
             raise ScheduleError(
@@ -62,4 +73,5 @@ def slot_layout(schedule: Schedule) -> SlotLayout:
         target=np.array(target, dtype=np.int64),
         step=np.array(step, dtype=np.int64),
         starts=np.array(starts, dtype=np.int64),
+        kept_steps=len(kept),
     )

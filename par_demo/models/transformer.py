@@ -227,8 +227,9 @@ class Transformer(nn.Module):
     ) -> torch.Tensor:
         """Logits [B, S, vocab] of S consecutive slots.
 
-        With a cache, the slots are one step written at `start`; without, `mask_BSS` (or [S, S])
-        is the attention mask over the whole sequence (teacher forcing).
+        With a cache, the slots are written at `start`: one step, or several steps at once under
+        `mask_BSS` ([S, start + S]: what each slot sees of the cache). Without, `mask_BSS` (or
+        [S, S]) is the attention mask over the whole sequence (teacher forcing).
         """
         a = self.args
         B, S = tokens_BS.shape
@@ -236,7 +237,7 @@ class Transformer(nn.Module):
         rope = rotary_table(slots.cell.expand(B, S), a.grid, a.head_dim, a.rope_base)
         mask = None
         if mask_BSS is not None:
-            mask = mask_BSS.expand(B, S, S)[:, None]
+            mask = mask_BSS.expand(B, S, mask_BSS.shape[-1])[:, None]
         for i, layer in enumerate(self.layers):
             ck = cache.k_LBHSD[i] if cache is not None else None
             cv = cache.v_LBHSD[i] if cache is not None else None
