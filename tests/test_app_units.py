@@ -113,11 +113,16 @@ def test_generation_streams_the_latest_state_and_stops_its_worker_when_closed():
     seen = [record.steps_done for record, _ in generation_stream(p, frame_interval=0.0)]
     assert seen[0] == 1 and seen[-1] == steps and seen == sorted(set(seen))
 
+    def workers() -> set:
+        return {t for t in threading.enumerate() if t.name == "par-run"}
+
+    before = workers()
     raster = plan(parallel=1, order="raster")
     stream = generation_stream(raster, frame_interval=0.0)
     record, views = next(stream)
+    assert len(workers() - before) == 1  # the run's steps go on in their own worker
     stream.close()  # what a cancelled event does: the run ends between two steps
-    assert not any(t.name == "par-run" for t in threading.enumerate())  # its worker is gone
+    assert not workers() - before  # ... which closing ended
     assert 1 <= record.steps_done < GRID * GRID and not record.complete
     assert views.image.shape == (256, 256, 3) and views.image.dtype == np.uint8
 

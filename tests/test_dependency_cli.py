@@ -49,7 +49,7 @@ def test_bad_requests_exit_with_a_message(tmp_path, capsys):
         (["--image", picture, "--cell", "16,0"], "--cell must be ROW,COL with both in 0..15"),
         (["--image", picture, "--cell", "centre"], "expected ROW,COL"),
         (["--image", str(tmp_path / "none.png"), "--cell", "1,1"], "--image: no file at"),
-        (["--image", str(tmp_path / "text.png"), "--cell", "1,1"], "is not a picture"),
+        (["--image", str(tmp_path / "text.png"), "--cell", "1,1"], "--image: not an image file"),
         (["--image", picture, "--cell", "1,1", "--class", "unicorn"], "unicorn"),
         (["--image", picture, "--cell", "1,1", "--model", "PAR-XL-4x"],
          "do not know which cell they predict"),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from par_demo.checkpoints import random_model
+from benchmarks.random_weights import random_model
 from par_demo.editing import edit_unsupported_reason, plan_branch, plan_edit, run_plan
 from par_demo.masks import REGIONS, CellMask, region_mask
 from par_demo.models.fast import FastDecoder
