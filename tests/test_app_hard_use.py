@@ -33,8 +33,11 @@ NUMBERS = ANYWHERE + ["", "abc", "4", True, False, float("inf"), float("-inf"), 
 TINY = [5e-324, 1e-40]  # refused where only whole numbers or larger ones make sense
 BOOLEANS = ANYWHERE + ["", "yes", "no", "1", 0, 1, 2.5, -1]
 TEXT = ANYWHERE + ["", 1, 4.5, True, "no such thing"]
+# digits int() or str.isdigit() would take, which no class index accepts
+UNICODE_DIGITS = ["²", "⁴", "①", "'²: heart'", "²: heart", "٤", "۴", "४", "𝟒", "４"]
 BAD = {
-    "model": TEXT, "class_query": ANYWHERE + ["", "unicorn", True, 1.5, -1, 999, 10**400],
+    "model": TEXT, "class_query": ANYWHERE + ["", "unicorn", True, 1.5, -1, 999, 10**400]
+    + UNICODE_DIGITS + ["4: mammal", "4: unicorn"],
     "parallel": NUMBERS + TINY + [0, 2, 3, 9, 17, 4.5],
     "order": TEXT + ["spiral", "DISTANT"], "init_tokens": BOOLEANS, "cfg": NUMBERS + [20.5],
     "temperature": NUMBERS + TINY + [0, 0.01, 10.5], "top_k": NUMBERS + TINY + [513, 0.5],
