@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 
+from par_demo.ui.inputs import MAX_UPLOAD_BYTES
 from par_demo.ui.layout import CSS, THEME, build_demo
 from par_demo.ui.machine import configure_cpu_threads
 
@@ -41,4 +42,6 @@ if __name__ == "__main__":
         theme=THEME,
         css=CSS,
         show_error=False,
+        max_file_size=MAX_UPLOAD_BYTES,
+        enable_monitoring=False,  # Gradio's /monitoring would tell anyone the traffic figures
     )
