@@ -67,7 +67,7 @@ class _Bounded:
 
 
 class _Malformed(ValueError):
-    """The pickle cannot be read on (the scanner's own stop, beside genops' ValueError)."""
+    """The pickle cannot be read on: the scanner's own stop, a ValueError like genops' own."""
 
 
 def code_globals(scan: PickleScan) -> tuple[str, ...]:
@@ -80,7 +80,7 @@ def scan_checkpoint(path: Path) -> PickleScan:
     with open(path, "rb") as f:
         if f.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
             f.seek(0)
-            return scan_pickles(_Bounded(f, os.fstat(f.fileno()).st_size), LEGACY_PICKLES)
+            return _scan_pickles(_Bounded(f, os.fstat(f.fileno()).st_size), LEGACY_PICKLES)
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError):
@@ -93,7 +93,7 @@ def scan_checkpoint(path: Path) -> PickleScan:
         for member in members:
             try:  # RuntimeError: encrypted; NotImplementedError: an unknown compression
                 with archive.open(member) as f:
-                    scan = scan_pickles(_Bounded(f, member.file_size), 1)
+                    scan = _scan_pickles(_Bounded(f, member.file_size), 1)
             except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError):
                 return PickleScan(tuple(imports),
                                   f"{member.filename} in its zip archive is damaged")
@@ -103,7 +103,7 @@ def scan_checkpoint(path: Path) -> PickleScan:
         return PickleScan(tuple(imports), None)
 
 
-def scan_pickles(stream: _Bounded, limit: int) -> PickleScan:
+def _scan_pickles(stream: _Bounded, limit: int) -> PickleScan:
     """The globals of up to `limit` consecutive pickles; stops cleanly where the data ends."""
     imports: list[str] = []
     for _ in range(limit):
@@ -111,13 +111,13 @@ def scan_pickles(stream: _Bounded, limit: int) -> PickleScan:
             break
         try:
             _scan_one(stream, imports)
-        except (ValueError, _Malformed):  # genops: an unknown opcode or an argument cut off
+        except ValueError:  # an unknown opcode, an argument cut off, a stack that does not add up
             return PickleScan(tuple(imports), "its pickle data ends early (the file is truncated)"
                               if stream.at_end() else "its pickle data is not valid pickle opcodes")
     return PickleScan(tuple(imports), None)
 
 
-def _scan_one(stream, imports: list[str]) -> None:
+def _scan_one(stream: _Bounded, imports: list[str]) -> None:
     stack: list = []
     memo: dict[int, object] = {}
     protocol = 0

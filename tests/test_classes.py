@@ -37,7 +37,8 @@ def test_emoji_and_numbered_tables():
     ("'²: heart'", "superscript two"), ("²: heart", "superscript two"),
     ("٤", "arabic-indic digit four"), ("۴", "extended arabic-indic digit four"),
     ("४", "devanagari digit four"), ("𝟒", "mathematical bold digit four"),
-    ("４", "fullwidth digit four"), ("½", "vulgar fraction one half"), ("2²", "superscript two")])
+    ("４", "fullwidth digit four"), ("½", "vulgar fraction one half"),
+    ("2²", "superscript two")])
 def test_an_index_takes_ascii_digits_only(query, character):
     with pytest.raises(ClassError, match=rf"digits 0-9 only, not '.+' \({character}\)$"):
         emoji_classes().resolve(query)
