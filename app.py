@@ -7,8 +7,9 @@ import os
 import sys
 import threading
 
-from par_demo.ui.page import CSS, THEME, build_demo
 from par_demo.presets import DEFAULT_MODEL
+from par_demo.ui.inputs import MAX_UPLOAD_BYTES
+from par_demo.ui.page import CSS, THEME, build_demo
 from par_demo.ui.machine import configure_cpu_threads
 from par_demo.ui.runs import warm_up
 
@@ -60,4 +61,6 @@ if __name__ == "__main__":
         show_error=False,
         state_session_capacity=session_capacity(),
         mcp_server=True,  # the tools of par_demo/ui/mcp_tools.py at /gradio_api/mcp/
+        max_file_size=MAX_UPLOAD_BYTES,
+        enable_monitoring=False,  # Gradio's /monitoring would tell anyone the traffic figures
     )

@@ -24,6 +24,7 @@ from safetensors.torch import load_file
 from par_demo.classes import ASSETS
 from par_demo.models.transformer import Transformer
 from par_demo.models.vq import VQModel
+from par_demo.pickle_scan import ZIP_MAGIC, code_globals, scan_checkpoint
 from par_demo.presets import ModelPreset, TokenizerPreset, WeightSource, get_preset
 
 
@@ -75,7 +76,6 @@ def weight_file(source: WeightSource, cache_dir: str | Path | None = None,
 
 
 STATE_DICT_KEYS = ("model", "module", "state_dict")
-ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6
 PICKLE_MAGIC = b"\x80"  # the legacy format opens with a pickle protocol marker
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # torch colours some hints for terminals
 
@@ -105,13 +105,22 @@ def _not_a_file(path: Path) -> str | None:
     return None
 
 
-def _names_in_full(path: Path, name: str) -> bool:
-    """Whether the pickle names `name` whole (a newline after it), rather than a file that
-    ends in the middle of a name; the pickle sits in the first megabytes."""
-    last = name.rsplit(".", 1)[-1]
-    with open(path, "rb") as f:
-        head = f.read(8 << 20)
-    return bool(last) and (last.encode() + b"\n") in head
+def _runs_code(path: Path, code: tuple[str, ...]) -> str:
+    return (f"refusing {path.name}: loading it would execute pickled code (it calls "
+            f"{', '.join(code[:3])}). Only plain tensor checkpoints are loaded.")
+
+
+def _refusal(path: Path, err: BaseException) -> str:
+    """Why torch.load refused a file, from what its pickles would import, not from torch's text."""
+    scan = scan_checkpoint(path)
+    code = code_globals(scan)
+    if code:
+        return _runs_code(path, code)
+    if scan.problem:
+        return f"{path.name} is malformed: {scan.problem}"
+    if isinstance(err, pickle.UnpicklingError):
+        return f"{path.name} is not a readable checkpoint: its pickle data is malformed"
+    return f"{path.name} is corrupt or truncated: {_first_line(err)}"
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -129,27 +138,17 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     with open(path, "rb") as f:
         head = f.read(len(ZIP_MAGIC))
     if not head.startswith((ZIP_MAGIC, PICKLE_MAGIC)):
+        code = code_globals(scan_checkpoint(path))  # a protocol 0 pickle has no magic byte
+        if code:
+            raise CheckpointError(_runs_code(path, code))
         raise CheckpointError(f"{path.name} is not a PyTorch checkpoint: it is neither a zip "
                               "archive nor a pickle (another format, or random bytes)")
     try:
         # argparse.Namespace is how the official training scripts store their arguments
         with torch.serialization.safe_globals([argparse.Namespace]):
             obj = _torch_load(path)
-    except pickle.UnpicklingError as err:
-        needs = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
-        if needs and _names_in_full(path, needs.group(1)):
-            raise CheckpointError(
-                f"refusing {path.name}: loading it would execute pickled code (it calls "
-                f"{needs.group(1)}). Only plain tensor checkpoints are loaded.") from None
-        if needs:  # a name cut off by the end of the file
-            raise CheckpointError(f"{path.name} is truncated: its data ends early") from None
-        raise CheckpointError(f"{path.name} is not a readable checkpoint: its pickle data is "
-                              "malformed") from None
-    except EOFError:
-        raise CheckpointError(f"{path.name} is truncated: its data ends early") from None
-    except (RuntimeError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path.name} is corrupt or truncated: "
-                              f"{_first_line(err)}") from None
+    except (pickle.UnpicklingError, EOFError, RuntimeError, OSError, ValueError) as err:
+        raise CheckpointError(_refusal(path, err)) from None
     for key in STATE_DICT_KEYS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASCII_DIGITS = "0123456789"
+INDEX = re.compile(r"-?[0-9]+")  # not \d, which matches every Unicode digit
 
 
 class ClassError(ValueError):
-    """An unknown or ambiguous class."""
+    """An unknown or ambiguous class, an index outside the table or not in ASCII digits."""
 
 
 @dataclass(frozen=True)
@@ -25,28 +29,59 @@ class ClassNames:
         return f"{index}: {self.names[index]}"
 
     def resolve(self, query: int | str) -> int:
-        """A class index from an index or a name; unknown or ambiguous names raise ClassError."""
+        """A class index from an index, a name, or a label ("4: heart"); unknown or ambiguous
+        names, non-ASCII digits and a label whose index and name disagree raise ClassError."""
+        if isinstance(query, int):
+            return self._in_range(query)
         text = str(query).strip()
-        if isinstance(query, int) or text.lstrip("-").isdigit():
-            index = int(text)
-            if not 0 <= index < len(self.names):
-                raise ClassError(f"class index {index} is out of range 0..{len(self.names) - 1}")
+        foreign = next((ch for ch in text if ch.isnumeric() and ch not in ASCII_DIGITS), None)
+        if foreign is not None:  # int() would read some of these, str.isdigit() others
+            what = unicodedata.name(foreign, "a non-ASCII numeral").lower()
+            raise ClassError(f"a class index takes the digits 0-9 only, not {foreign!r} ({what})")
+        if INDEX.fullmatch(text):
+            return self._in_range(int(text))
+        head, colon, tail = text.partition(":")
+        if colon and INDEX.fullmatch(head.strip()):
+            index = self._in_range(int(head))
+            name = tail.strip()
+            if name and not any(name.lower() in s for s in self.synonyms[index]):
+                raise ClassError(f"{text!r} disagrees with itself: class {index} is "
+                                 f"{self.names[index]!r}, but {self._meaning(name)}; give the "
+                                 "index or the name")
             return index
+        return self._by_name(text)
+
+    def _in_range(self, index: int) -> int:
+        if not 0 <= index < len(self.names):
+            raise ClassError(f"class index {index} is out of range 0..{len(self.names) - 1}")
+        return index
+
+    def _meaning(self, name: str) -> str:
+        matches = self._matches(name)
+        if not matches:
+            return f"no class is called {name!r}"
+        if len(matches) == 1:
+            return f"{name!r} is class {self.label(matches[0])}"
+        return f"{name!r} names other classes ({self._listed(matches)})"
+
+    def _matches(self, text: str) -> list[int]:
+        """The classes a name answers to exactly, else those with a name that contains it."""
         key = text.lower()
-        if ":" in key and key.split(":", 1)[0].strip().isdigit():
-            return self.resolve(key.split(":", 1)[0])
         exact = [i for i, syn in enumerate(self.synonyms) if key in syn]
-        if len(exact) == 1:
-            return exact[0]
-        partial = exact or [i for i, syn in enumerate(self.synonyms)
-                            if any(key in s for s in syn)]
-        if len(partial) == 1:
-            return partial[0]
-        if not partial:
+        return exact or [i for i, syn in enumerate(self.synonyms) if any(key in s for s in syn)]
+
+    def _listed(self, indices: list[int]) -> str:
+        shown = ", ".join(self.label(i) for i in indices[:8])
+        return shown + (f" and {len(indices) - 8} more" if len(indices) > 8 else "")
+
+    def _by_name(self, text: str) -> int:
+        matches = self._matches(text)
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
             raise ClassError(f"no class is called {text!r}")
-        shown = ", ".join(self.label(i) for i in partial[:8])
-        more = f" and {len(partial) - 8} more" if len(partial) > 8 else ""
-        raise ClassError(f"{text!r} matches several classes: {shown}{more}; give the index")
+        raise ClassError(f"{text!r} matches several classes: {self._listed(matches)}; "
+                         "give the index")
 
 
 @lru_cache(maxsize=None)

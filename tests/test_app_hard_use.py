@@ -1,5 +1,6 @@
 """Hard use of the launched app over HTTP: several hundred malformed calls over every endpoint,
-strict booleans, Stop through the API next to the client's job.cancel(), concurrent clients."""
+strict booleans, Stop through the API next to the client's job.cancel(), concurrent clients, the
+upload limit and Gradio's monitoring switched off."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ from gradio_client import Client
 from gradio_client.utils import Status
 
 from par_demo.presets import DEFAULT_MODEL
+from par_demo.ui.inputs import MAX_UPLOAD_BYTES
 
 CALL_TIMEOUT_S = 120  # a call still unanswered by then has hung
 LOG_WAIT_S = 60
@@ -33,8 +35,11 @@ NUMBERS = ANYWHERE + ["", "abc", "4", True, False, float("inf"), float("-inf"), 
 TINY = [5e-324, 1e-40]  # refused where only whole numbers or larger ones make sense
 BOOLEANS = ANYWHERE + ["", "yes", "no", "1", 0, 1, 2.5, -1]
 TEXT = ANYWHERE + ["", 1, 4.5, True, "no such thing"]
+# digits int() or str.isdigit() would take, which no class index accepts
+UNICODE_DIGITS = ["²", "⁴", "①", "'²: heart'", "²: heart", "٤", "۴", "४", "𝟒", "４"]
 BAD = {
-    "model": TEXT, "class_query": ANYWHERE + ["", "unicorn", True, 1.5, -1, 999, 10**400],
+    "model": TEXT, "class_query": ANYWHERE + ["", "unicorn", True, 1.5, -1, 999, 10**400]
+    + UNICODE_DIGITS + ["4: mammal", "4: unicorn"],
     "parallel": NUMBERS + TINY + [0, 2, 3, 9, 17, 4.5],
     "order": TEXT + ["spiral", "DISTANT"], "init_tokens": BOOLEANS, "cfg": NUMBERS + [20.5],
     "temperature": NUMBERS + TINY + [0, 0.01, 10.5], "top_k": NUMBERS + TINY + [513, 0.5],
@@ -194,3 +199,35 @@ def test_concurrent_clients_get_the_images_of_solo_runs(app):
     alone = [run(seed) for seed in seeds]
     assert together == alone
     assert len(set(alone)) == len(seeds)  # different seeds, different images
+
+
+def upload(url: str, size: int) -> tuple[int, str]:
+    """Gradio's /upload of one `size`-byte file: (HTTP status, body)."""
+    boundary = "par-demo-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
+            f"filename=\"picture.png\"\r\nContent-Type: image/png\r\n\r\n").encode()
+    body += b"\0" * size + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(f"{url}gradio_api/upload", body, {
+        "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(request, timeout=CALL_TIMEOUT_S) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace")
+
+
+def test_uploads_are_limited_to_a_picture(app):
+    status, body = upload(app.url, MAX_UPLOAD_BYTES)
+    assert status == 200 and body.endswith('picture.png"]')
+    status, body = upload(app.url, MAX_UPLOAD_BYTES + 1)
+    assert status == 413
+    assert body == f"File size exceeded maximum allowed size of {MAX_UPLOAD_BYTES} bytes."
+
+
+@pytest.mark.parametrize("path", ["monitoring", "monitoring/summary", "monitoring/anything"])
+def test_gradio_monitoring_is_off(app, path):
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{app.url}{path}", timeout=CALL_TIMEOUT_S)
+    assert refused.value.code == 403
+    assert json.load(refused.value) == {"detail": "Monitoring is not enabled."}
+    assert "Monitoring URL" not in app.log_text()  # its key is not printed either

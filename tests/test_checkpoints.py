@@ -1,3 +1,6 @@
+import argparse
+import os
+import pickle
 from dataclasses import replace
 
 import numpy as np
@@ -8,6 +11,7 @@ from safetensors.torch import save_file
 from par_demo.checkpoints import (CheckpointError, load_model, load_transformer,
                                   local_weight_file, read_state_dict, weight_file)
 from par_demo.classes import emoji_classes
+from par_demo.pickle_scan import code_globals, scan_checkpoint
 from par_demo.orders import ScheduleSpec
 from par_demo.presets import (DEFAULT_MODEL, EMBEDDED, PRESETS, UnsupportedSchedule, WeightSource,
                               get_preset)
@@ -64,7 +68,8 @@ def test_a_corrupt_file_is_reported(tmp_path):
     path = tmp_path / "broken.pt"
     save_official(path, golden_weights("par_tiny_4x"))
     path.write_bytes(path.read_bytes()[: 5000])
-    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+    with pytest.raises(CheckpointError, match="broken.pt is malformed: its zip archive is damaged "
+                                              r"or cut short \(the file is truncated\)"):
         read_state_dict(path)
     bad = tmp_path / "broken.safetensors"
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
@@ -87,9 +92,11 @@ def _legacy_truncated(path):
     ("missing.pt", lambda path: None, r"missing\.pt does not exist"),
     ("folder.pt", lambda path: path.mkdir(), r"folder\.pt is a directory, not a weight file"),
     ("empty.pt", lambda path: path.write_bytes(b""), r"empty\.pt is empty \(0 bytes\)"),
-    ("old.pt", _legacy_truncated, r"old\.pt is truncated: its data ends early"),
+    ("old.pt", _legacy_truncated, r"old\.pt is malformed: its pickle data ends early"),
+    ("huge.pt", lambda path: path.write_bytes(b"\x80\x04\x8d" + (2**62).to_bytes(8, "little")),
+     r"huge\.pt is malformed: its pickle data ends early"),  # a string said to fill 4 EiB
     ("evil.pt", lambda path: torch.save({"model": {}, "x": Payload()}, path),
-     r"refusing evil\.pt: loading it would execute pickled code \(it calls \w+"),
+     r"refusing evil\.pt: loading it would execute pickled code \(it calls builtins\.print\)"),
 ])
 def test_broken_files_are_reported_as_what_they_are(tmp_path, name, make, message):
     path = tmp_path / name
@@ -123,6 +130,80 @@ def test_a_file_that_needs_pickled_code_is_refused(tmp_path, capsys):
     with pytest.raises(CheckpointError, match="execute pickled code"):
         read_state_dict(path)
     assert "pickled code ran" not in capsys.readouterr().out
+
+
+class ShellCommand:
+    """Unpickling this runs a shell command that leaves a file behind."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _zip_format(path, payload):
+    torch.save({"model": {"w": torch.zeros(2)}, "x": payload}, path)
+
+
+def _legacy_format(path, payload):
+    torch.save({"model": {"w": torch.zeros(2)}, "x": payload}, path,
+               _use_new_zipfile_serialization=False)
+
+
+def _bare_pickle(protocol):
+    def write(path, payload):
+        path.write_bytes(pickle.dumps({"model": {}, "x": payload}, protocol=protocol))
+    return write
+
+
+def _names_from_the_memo(path, payload):
+    """Protocol 4: STACK_GLOBAL's two strings come back from the memo after being popped."""
+    path.write_bytes(b"\x80\x04\x8c\x05posix\x940\x8c\x06system\x940h\x00h\x01\x93"
+                     + pickle.dumps((f"touch {payload.marker}",), protocol=4)[2:-1] + b"R.")
+
+
+@pytest.mark.parametrize("write", [_zip_format, _legacy_format, _bare_pickle(0), _bare_pickle(2),
+                                   _bare_pickle(5), _names_from_the_memo],
+                         ids=["zip", "legacy", "pickle-0", "pickle-2", "pickle-5", "memo"])
+def test_a_shell_command_is_refused_naming_the_global_it_imports(tmp_path, write):
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pt"
+    write(path, ShellCommand(marker))
+    with pytest.raises(CheckpointError, match=r"refusing evil\.pt: loading it would execute "
+                                              r"pickled code \(it calls posix\.system\)"):
+        read_state_dict(path)
+    assert not marker.exists()
+    assert "posix.system" in scan_checkpoint(path).imports
+
+
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+def test_a_checkpoint_of_tensors_and_arguments_loads_and_scans_clean(tmp_path, zip_format):
+    """What training scripts save beside the weights (bf16, parameters, optimizer state, an
+    argparse.Namespace, sizes, sets) imports only what tensors are rebuilt from."""
+    layer = torch.nn.Linear(3, 4).to(torch.bfloat16)
+    optimizer = torch.optim.AdamW(layer.parameters())
+    layer(torch.ones(1, 3, dtype=torch.bfloat16)).sum().backward()
+    optimizer.step()
+    path = tmp_path / "good.pt"
+    torch.save({"model": layer.state_dict(), "optimizer": optimizer.state_dict(),
+                "args": argparse.Namespace(lr=1e-4), "weight": torch.nn.Parameter(torch.ones(2)),
+                "size": torch.Size([2]), "tags": {"a"}, "int8": torch.zeros(2, dtype=torch.int8)},
+               path, _use_new_zipfile_serialization=zip_format)
+    assert set(read_state_dict(path)) == {"weight", "bias"}
+    scan = scan_checkpoint(path)
+    assert scan.problem is None and "torch._utils._rebuild_tensor_v2" in scan.imports
+    assert code_globals(scan) == ()
+
+
+@pytest.mark.parametrize("write", [_legacy_format, _bare_pickle(2)], ids=["legacy", "pickle-2"])
+def test_a_hostile_file_cut_inside_its_global_is_malformed_not_code(tmp_path, write):
+    path = tmp_path / "cut.pt"
+    write(path, ShellCommand(tmp_path / "ran"))
+    data = path.read_bytes()
+    path.write_bytes(data[:data.index(b"system") + 3])  # "posix\nsys": no whole name
+    with pytest.raises(CheckpointError, match=r"cut\.pt is malformed: its pickle data ends early"):
+        read_state_dict(path)
 
 
 def test_wrong_keys_and_shapes_are_reported(tmp_path):

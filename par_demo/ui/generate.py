@@ -146,7 +146,9 @@ def stop_run(record: RunRecord | None, request: gr.Request = None) -> Stopped:
     """Stop (the button or /stop): ends the caller's runs and reports where the run ended."""
     ended = [r.last for r in RUNS.stop(w.session_of(request)) if isinstance(r.last, RunRecord)]
     record = ended[-1] if ended else record
-    if record is not None and record.complete:
+    if record is None:
+        return Stopped("No run in progress: there was nothing to stop.")
+    if record.complete:
         return Stopped()
     return stop_report(record)
 

@@ -22,6 +22,7 @@ GUIDANCE_RANGE = (0.0, 20.0)
 TEMPERATURE_RANGE = (0.05, 10.0)  # lower: the logits overflow; higher: uniform noise
 GRID_RANGE = (2, 32)  # the schedule explorer's grids
 MAX_CLASS_QUERY = 100  # characters of a class query (the longest label has 35)
+MAX_UPLOAD_BYTES = 10 << 20  # a picture for the Edit tab; Gradio refuses larger uploads
 
 
 def usable_preset(model) -> ModelPreset:
