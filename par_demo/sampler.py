@@ -59,8 +59,18 @@ def filter_logits(logits_NV: torch.Tensor, top_k: int, top_p: float) -> torch.Te
     return logits_NV
 
 
-def pick_tokens(logits_NV: torch.Tensor, config: SamplingConfig, generator: torch.Generator):
-    """Tokens [N] and the entropy [N] of the distribution each was drawn from."""
+def inverse_cdf(probs_NV: torch.Tensor, draws_N: torch.Tensor) -> torch.Tensor:
+    """The token whose cumulative probability interval holds each uniform draw in [0, 1)."""
+    cdf_NV = probs_NV.cumsum(-1)
+    # right=True never lands on a zero-probability token (its interval is empty)
+    points_N1 = (draws_N.to(cdf_NV.dtype) * cdf_NV[:, -1])[:, None]
+    return torch.searchsorted(cdf_NV, points_N1, right=True)[:, 0].clamp(max=probs_NV.shape[-1] - 1)
+
+
+def pick_tokens(logits_NV: torch.Tensor, config: SamplingConfig, generator: torch.Generator,
+                draws_N: torch.Tensor | None = None):
+    """Tokens [N] and the entropy [N] of the distribution each was drawn from. With `draws_N`
+    (one uniform per token) each token comes from its own draw instead of the generator."""
     if config.temperature != 1.0:  # x / 1 is x: skipping it changes no token
         logits_NV = logits_NV / config.temperature
     logits = filter_logits(logits_NV, config.top_k, config.top_p)
@@ -68,6 +78,8 @@ def pick_tokens(logits_NV: torch.Tensor, config: SamplingConfig, generator: torc
     entropy = torch.special.entr(probs).sum(-1)
     if config.greedy:
         return logits.argmax(-1), entropy
+    if draws_N is not None:
+        return inverse_cdf(probs, draws_N), entropy
     return torch.multinomial(probs, 1, generator=generator)[:, 0], entropy
 
 
@@ -98,10 +110,14 @@ def sample_steps(
     config: SamplingConfig = SamplingConfig(),
     fast: bool = True,
     graphs: bool | None = None,
+    draws_BL: torch.Tensor | None = None,
 ) -> Iterator[StepEvent]:
     """One StepEvent per step. `fast` runs the step forward of models/fast.py (the same tokens
     as the plain module forward, which `fast=False` keeps as the reference); `graphs` replays
-    it as CUDA graphs, one per step size (default: on CUDA devices)."""
+    it as CUDA graphs, one per step size (default: on CUDA devices). `draws_BL`, one uniform
+    per picture and cell, makes each picture's tokens independent of the rest of its batch's
+    randomness (batch_sampling.py); without it one generator seeded with `config.seed` draws
+    for the whole batch."""
     config.validate()
     args = model.args
     if schedule.grid != args.grid:
@@ -117,6 +133,8 @@ def sample_steps(
     guided = config.cfg_scale > 1.0
     if guided:
         cond = torch.cat([cond, torch.full_like(cond, args.num_classes)])
+    if draws_BL is not None and tuple(draws_BL.shape) != (B, L):
+        raise ValueError(f"draws_BL has shape {tuple(draws_BL.shape)}, expected ({B}, {L})")
     if graphs is None:
         graphs = device.type == "cuda"
     with ExitStack() as stack:
@@ -128,11 +146,12 @@ def sample_steps(
                 layout, cond)
         else:
             step_logits = FastDecoder(model, cond.numel(), L).run(layout, cond)
-        yield from _step_loop(step_logits, schedule, layout, B, guided, config, device)
+        yield from _step_loop(step_logits, schedule, layout, B, guided, config, device,
+                              None if draws_BL is None else draws_BL.to(device))
 
 
 def _step_loop(step_logits, schedule: Schedule, layout, B: int, guided: bool,
-               config: SamplingConfig, device) -> Iterator[StepEvent]:
+               config: SamplingConfig, device, draws_BL) -> Iterator[StepEvent]:
     L = layout.kind.size
     targets_all = torch.from_numpy(layout.target).to(device)
     tokens = torch.full((B, L), -1, dtype=torch.long, device=device)
@@ -150,7 +169,8 @@ def _step_loop(step_logits, schedule: Schedule, layout, B: int, guided: bool,
         if guided:
             cond_logits, uncond_logits = logits.chunk(2)
             logits = uncond_logits + (cond_logits - uncond_logits) * config.cfg_scale
-        new, entropy = pick_tokens(logits.reshape(B * len(targets), -1), config, generator)
+        draws = None if draws_BL is None else draws_BL[:, targets_all[s0:s1]].reshape(-1)
+        new, entropy = pick_tokens(logits.reshape(B * len(targets), -1), config, generator, draws)
         tokens[:, targets_all[s0:s1]] = new.view(B, -1)
         new_np = new.view(B, -1).cpu().numpy()  # waits for the device: the step's true time
         step_seconds = time.perf_counter() - t0
@@ -169,10 +189,11 @@ def _step_loop(step_logits, schedule: Schedule, layout, B: int, guided: bool,
 
 
 def generate(model: Transformer, schedule: Schedule, class_ids: Sequence[int],
-             config: SamplingConfig = SamplingConfig()) -> GenerationResult:
+             config: SamplingConfig = SamplingConfig(),
+             draws_BL: torch.Tensor | None = None) -> GenerationResult:
     times: list[float] = []
     last = None
-    for last in sample_steps(model, schedule, class_ids, config):
+    for last in sample_steps(model, schedule, class_ids, config, draws_BL=draws_BL):
         times.append(last.step_seconds)
     G = schedule.grid
     B = len(class_ids)
