@@ -2,6 +2,7 @@
 
     python -m par_demo schedule --grid 24 --parallel 4 --order distant --out fig3.png
     python -m par_demo generate --class 3 --parallel 4 --order distant --seed 0 --out run.gif
+    python -m par_demo sample --num-images 50000 --batch 64 --out samples.npz  # or under torchrun
     python -m par_demo models
     python -m par_demo fetch PAR-XL-4x
 """
@@ -14,6 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from par_demo.batch_cli import add_arguments as add_sample_arguments
 from par_demo.orders import ORDERS, ScheduleError, ScheduleSpec, build_schedule
 
 
@@ -76,6 +78,17 @@ def cmd_generate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sample(a: argparse.Namespace) -> int:
+    from par_demo.batch_job import job_from_args, run_job
+    from par_demo.presets import get_preset
+
+    preset = get_preset(a.model)
+    report = run_job(job_from_args(a, preset, _spec(a, a.grid or preset.args.grid)))
+    if report is not None:
+        print(json.dumps(report))
+    return 0
+
+
 def cmd_models(a: argparse.Namespace) -> int:
     from par_demo.checkpoints import local_weight_file
     from par_demo.presets import PRESETS
@@ -129,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="run.gif", help=".gif or .mp4")
     p.set_defaults(func=cmd_generate)
 
+    p = sub.add_parser("sample", help="many pictures into an ADM-layout .npz; runs under torchrun")
+    _schedule_args(p, grid_default=None)
+    add_sample_arguments(p)
+    p.set_defaults(func=cmd_sample)
+
     p = sub.add_parser("models", help="list the model presets and whether their files are here")
     p.set_defaults(func=cmd_models)
 
@@ -137,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_fetch)
 
     a = parser.parse_args(argv)
-    if a.command == "generate" and a.model is None:
+    if a.command in ("generate", "sample") and a.model is None:
         from par_demo.presets import DEFAULT_MODEL
 
         a.model = DEFAULT_MODEL
