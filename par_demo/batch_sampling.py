@@ -23,6 +23,8 @@ from par_demo.sampling import SamplingConfig
 
 def picture_seed(seed: int, index: int) -> int:
     """A well-mixed 64-bit seed for picture `index` of a run seeded with `seed` (both >= 0)."""
+    if seed < 0 or index < 0:
+        raise ValueError(f"seed and picture index must be >= 0, got seed {seed}, index {index}")
     low, high = np.random.SeedSequence([seed, index]).generate_state(2, np.uint32)
     return int(high) << 32 | int(low)
 
