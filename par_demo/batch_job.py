@@ -37,8 +37,7 @@ class SampleJob:
     class_id: int | None  # None: every class in turn (picture i is class i mod num_classes)
     num_images: int  # pictures in all
     batch: int  # pictures per forward (per rank); part of what fixes the pixels
-    seed: int  # picture i draws from a seed made of (seed, i)
-    sampling: SamplingConfig
+    sampling: SamplingConfig  # picture i draws from a seed made of (sampling.seed, i)
     dtype: str  # transformer weights
     image_size: int | None  # resize to this side before rounding; None: the model's size
     device: str  # cpu or cuda (under torchrun each rank takes cuda:LOCAL_RANK)
@@ -65,7 +64,6 @@ class SampleJob:
         """What fixes the pictures (the world size and device do not): a rerun must match it."""
         return {"model": self.preset.name, "schedule": asdict(self.schedule.spec),
                 "class": self.class_id, "num_images": self.num_images, "batch": self.batch,
-                "seed": self.seed,
                 "sampling": asdict(self.sampling), "dtype": self.dtype,
                 "image_size": self.image_size}
 
@@ -94,7 +92,7 @@ def job_from_args(a: argparse.Namespace, preset: ModelPreset, spec: ScheduleSpec
     sampling.validate()
     class_id = None if a.class_ is None else preset.class_names().resolve(a.class_)
     return SampleJob(preset=preset, schedule=preset.check(spec), class_id=class_id,
-                     num_images=a.num_images, batch=a.batch, seed=a.seed, sampling=sampling,
+                     num_images=a.num_images, batch=a.batch, sampling=sampling,
                      dtype=a.dtype, image_size=a.image_size, device=a.device, out=out,
                      png_dir=None if a.png_dir is None else Path(a.png_dir))
 
