@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from benchmarks.batch_sizes import compare
 from par_demo.__main__ import _schedule_args, _spec, main
 from par_demo.batch_cli import add_arguments
 from par_demo.batch_job import job_from_args
@@ -170,3 +171,13 @@ def test_a_pictures_tokens_do_not_depend_on_its_batch_mates():
 
 def test_even_labels_cycle_through_every_class():
     assert even_labels(7, 3).tolist() == [0, 1, 2, 0, 1, 2, 0]
+
+
+def test_the_batch_size_benchmark_finds_no_change_between_equal_batches():
+    preset = get_preset(DEFAULT_MODEL)
+    model = load_model(preset).transformer
+    spec = ScheduleSpec(grid=16, order="distant", parallel=16, init_tokens=False)
+    rows = compare(model, preset, spec, pictures=3, batches=[2, 2, 3])
+    assert [(r["batch"], r["against_batch"]) for r in rows] == [(2, 2), (3, 2)]
+    assert rows[0]["pictures_changed"] == rows[0]["tokens_changed"] == 0.0
+    assert 0 <= rows[1]["tokens_changed"] <= rows[1]["pictures_changed"] <= 1
