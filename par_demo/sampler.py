@@ -61,10 +61,11 @@ def filter_logits(logits_NV: torch.Tensor, top_k: int, top_p: float) -> torch.Te
 
 def inverse_cdf(probs_NV: torch.Tensor, draws_N: torch.Tensor) -> torch.Tensor:
     """The token whose cumulative probability interval holds each uniform draw in [0, 1)."""
-    cdf_NV = probs_NV.cumsum(-1)
+    cdf_NV = probs_NV.float().cumsum(-1)  # a bf16 running sum over 16k tokens would drift
     # right=True never lands on a zero-probability token (its interval is empty)
-    points_N1 = (draws_N.to(cdf_NV.dtype) * cdf_NV[:, -1])[:, None]
-    return torch.searchsorted(cdf_NV, points_N1, right=True)[:, 0].clamp(max=probs_NV.shape[-1] - 1)
+    points_N1 = (draws_N.float() * cdf_NV[:, -1])[:, None]
+    picked_N = torch.searchsorted(cdf_NV, points_N1, right=True)[:, 0]
+    return picked_N.clamp(max=probs_NV.shape[-1] - 1)
 
 
 def pick_tokens(logits_NV: torch.Tensor, config: SamplingConfig, generator: torch.Generator,
