@@ -109,6 +109,19 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(reference, tmp_path, c
         assert np.array_equal(saved["arr_0"], images)
 
 
+def test_one_class_resized_for_scoring(tmp_path, capsys):
+    out = tmp_path / "mammal.npz"
+    code, line = sample_here(capsys, "--num-images", "3", "--batch", "2", "--class", "mammal",
+                             "--image-size", "32", "--parallel", "16", "--no-init",
+                             "--out", str(out))
+    assert code == 0, line
+    mammal = get_preset(DEFAULT_MODEL).class_names().resolve("mammal")
+    with np.load(out) as saved:
+        assert saved["arr_0"].shape == (3, 32, 32, 3) and saved["arr_0"].dtype == np.uint8
+        assert saved["arr_1"].tolist() == [mammal] * 3
+    assert line["steps"] == 16 and line["new_images"] == 3
+
+
 def test_bad_arguments_get_messages_naming_the_flag(tmp_path, capsys):
     out = str(tmp_path / "x.npz")
     cases = [
