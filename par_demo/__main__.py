@@ -3,6 +3,7 @@
     python -m par_demo schedule --grid 24 --parallel 4 --order distant --out fig3.png
     python -m par_demo generate --class 3 --parallel 4 --order distant --seed 0 --out run.gif
     python -m par_demo edit --image in.png --region right --class 3 --seed 0 --out edit.gif
+    python -m par_demo sample --num-images 50000 --batch 64 --out samples.npz  # or under torchrun
     python -m par_demo models
     python -m par_demo fetch PAR-XL-4x
     python -m par_demo dependency --image face.png --cell 8,8 --class 0 --out map.png
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from par_demo.masks import REGIONS
+from par_demo.batch_cli import add_arguments as add_sample_arguments
 from par_demo.orders import ORDERS, ScheduleError, ScheduleSpec, build_schedule
 
 
@@ -121,6 +123,14 @@ def cmd_edit(a: argparse.Namespace) -> int:
         "reconstruction_psnr": round(encoded.psnr, 2), "notes": list(picture.notes),
         "out": a.out,
     }))
+def cmd_sample(a: argparse.Namespace) -> int:
+    from par_demo.batch_job import job_from_args, run_job
+    from par_demo.presets import get_preset
+
+    preset = get_preset(a.model)
+    report = run_job(job_from_args(a, preset, _spec(a, a.grid or preset.args.grid)))
+    if report is not None:
+        print(json.dumps(report))
     return 0
 
 
@@ -234,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frame-ms", type=int, default=80)
     p.add_argument("--out", default="edit.png", help=".png (the final picture), .gif or .mp4")
     p.set_defaults(func=cmd_edit)
+    p = sub.add_parser("sample", help="many pictures into an ADM-layout .npz; runs under torchrun")
+    _schedule_args(p, grid_default=None)
+    add_sample_arguments(p)
+    p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("models", help="list the model presets and whether their files are here")
     p.set_defaults(func=cmd_models)
@@ -253,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_dependency)
 
     a = parser.parse_args(argv)
-    if a.command in ("generate", "edit", "dependency") and a.model is None:
+    if a.command in ("generate", "edit", "dependency", "sample") and a.model is None:
         from par_demo.presets import DEFAULT_MODEL
 
         a.model = DEFAULT_MODEL

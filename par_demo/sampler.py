@@ -90,8 +90,19 @@ def filter_logits(logits_NV: torch.Tensor, top_k: int, top_p: float) -> torch.Te
     return logits_NV
 
 
-def pick_tokens(logits_NV: torch.Tensor, config: SamplingConfig, generator: torch.Generator):
-    """Tokens [N] and the entropy [N] of the distribution each was drawn from."""
+def inverse_cdf(probs_NV: torch.Tensor, draws_N: torch.Tensor) -> torch.Tensor:
+    """The token whose cumulative probability interval holds each uniform draw in [0, 1)."""
+    cdf_NV = probs_NV.float().cumsum(-1)  # a bf16 running sum over 16k tokens would drift
+    # right=True never lands on a zero-probability token (its interval is empty)
+    points_N1 = (draws_N.float() * cdf_NV[:, -1])[:, None]
+    picked_N = torch.searchsorted(cdf_NV, points_N1, right=True)[:, 0]
+    return picked_N.clamp(max=probs_NV.shape[-1] - 1)
+
+
+def pick_tokens(logits_NV: torch.Tensor, config: SamplingConfig, generator: torch.Generator,
+                draws_N: torch.Tensor | None = None):
+    """Tokens [N] and the entropy [N] of the distribution each was drawn from. With `draws_N`
+    (one uniform per token) each token comes from its own draw instead of the generator."""
     if config.temperature != 1.0:  # x / 1 is x: skipping it changes no token
         logits_NV = logits_NV / config.temperature
     logits = filter_logits(logits_NV, config.top_k, config.top_p)
@@ -99,6 +110,8 @@ def pick_tokens(logits_NV: torch.Tensor, config: SamplingConfig, generator: torc
     entropy = torch.special.entr(probs).sum(-1)
     if config.greedy:
         return logits.argmax(-1), entropy
+    if draws_N is not None:
+        return inverse_cdf(probs, draws_N), entropy
     return torch.multinomial(probs, 1, generator=generator)[:, 0], entropy
 
 
@@ -134,11 +147,15 @@ def sample_steps(
     fast: bool = True,
     graphs: bool | None = None,
     prefix: Prefix | None = None,
+    draws_BL: torch.Tensor | None = None,
 ) -> Iterator[StepEvent]:
     """One StepEvent per step, from step `prefix.steps_done` (0 without a prefix). `fast` runs
     the step forward of models/fast.py (the same tokens as the plain module forward, which
     `fast=False` keeps as the reference); `graphs` replays it as CUDA graphs, one per step size
-    (default: on CUDA devices). A schedule with kept cells needs a prefix giving their tokens."""
+    (default: on CUDA devices). A schedule with kept cells needs a prefix giving their tokens.
+    `draws_BL`, one uniform per picture and cell, makes each picture's tokens independent of the
+    rest of its batch's randomness (batch_sampling.py); without it one generator seeded with
+    `config.seed` draws for the whole batch."""
     config.validate()
     args = model.args
     if schedule.grid != args.grid:
@@ -162,6 +179,8 @@ def sample_steps(
     guided = config.cfg_scale > 1.0
     if guided:
         cond = torch.cat([cond, torch.full_like(cond, args.num_classes)])
+    if draws_BL is not None and tuple(draws_BL.shape) != (B, L):
+        raise ValueError(f"draws_BL has shape {tuple(draws_BL.shape)}, expected ({B}, {L})")
     path = step_path(device, fast, graphs)
     with ExitStack() as stack:
         if path == "plain":
@@ -173,7 +192,7 @@ def sample_steps(
         else:
             step_logits = FastDecoder(model, cond.numel(), L).run(layout, cond)
         yield from _step_loop(step_logits, schedule, layout, prefix, B, guided, config, device,
-                              path)
+                              path, None if draws_BL is None else draws_BL.to(device))
 
 
 def step_path(device: torch.device, fast: bool = True, graphs: bool | None = None) -> str:
@@ -188,7 +207,7 @@ def step_path(device: torch.device, fast: bool = True, graphs: bool | None = Non
 
 
 def _step_loop(step_logits, schedule: Schedule, layout, prefix: Prefix, B: int, guided: bool,
-               config: SamplingConfig, device, path: str) -> Iterator[StepEvent]:
+               config: SamplingConfig, device, path: str, draws_BL) -> Iterator[StepEvent]:
     L = layout.kind.size
     targets_all = torch.from_numpy(layout.target).to(device)
     generator = torch.Generator(device).manual_seed(config.seed)
@@ -208,7 +227,8 @@ def _step_loop(step_logits, schedule: Schedule, layout, prefix: Prefix, B: int, 
         if guided:
             cond_logits, uncond_logits = logits.chunk(2)
             logits = uncond_logits + (cond_logits - uncond_logits) * config.cfg_scale
-        new, entropy = pick_tokens(logits.reshape(B * len(targets), -1), config, generator)
+        draws = None if draws_BL is None else draws_BL[:, targets_all[s0:s1]].reshape(-1)
+        new, entropy = pick_tokens(logits.reshape(B * len(targets), -1), config, generator, draws)
         tokens[:, targets_all[s0:s1]] = new.view(B, -1)
         new_np = new.view(B, -1).cpu().numpy()  # waits for the device: the step's true time
         step_seconds = time.perf_counter() - t0
@@ -234,11 +254,13 @@ KEPT_CELLS_NEED_TARGET_AWARE = (
 
 def generate(model: Transformer, schedule: Schedule, class_ids: Sequence[int],
              config: SamplingConfig = SamplingConfig(),
-             prefix: Prefix | None = None) -> GenerationResult:
+             prefix: Prefix | None = None,
+             draws_BL: torch.Tensor | None = None) -> GenerationResult:
     """The whole run at once; kept cells hold the prefix's tokens and step -1."""
     times: list[float] = []
     last = None
-    for last in sample_steps(model, schedule, class_ids, config, prefix=prefix):
+    for last in sample_steps(model, schedule, class_ids, config, prefix=prefix,
+                             draws_BL=draws_BL):
         times.append(last.step_seconds)
     G = schedule.grid
     B = len(class_ids)

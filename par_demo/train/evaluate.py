@@ -24,11 +24,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from par_demo.batch_sampling import sample_all
 from par_demo.models.transformer import Transformer
 from par_demo.models.vq import VQModel
 from par_demo.orders import Schedule, build_schedule
 from par_demo.preview import decode_tokens, masked_preview
-from par_demo.sampler import SamplingConfig, generate, sample_steps
+from par_demo.sampler import SamplingConfig, sample_steps
 from par_demo.train.classifier import EmojiClassifier, load_trained_classifier, predict
 from par_demo.train.config import EvalConfig, profile
 from par_demo.train.emoji_data import EmojiDataset
@@ -56,18 +57,6 @@ class RealReference:
     heldout_accuracy: float
     frechet_reconstructed_vs_heldout: float
     reconstructed_heldout_accuracy: float
-
-
-def sample_images(generator: Transformer, tokenizer: VQModel, schedule: Schedule,
-                  class_ids: np.ndarray, sampling: SamplingConfig, batch: int) -> np.ndarray:
-    """uint8 [N, H, W, 3] images of `class_ids`; chunk k uses seed sampling.seed + k, so every
-    ordering draws from the same seeds."""
-    out = []
-    for k, i in enumerate(range(0, len(class_ids), batch)):
-        ids = class_ids[i:i + batch].tolist()
-        result = generate(generator, schedule, ids, replace(sampling, seed=sampling.seed + k))
-        out.append(decode_tokens(tokenizer, result.tokens.reshape(len(ids), -1), schedule.grid))
-    return np.concatenate(out)
 
 
 def cpu_seconds(generator: Transformer, tokenizer: VQModel, schedule: Schedule, class_id: int,
@@ -135,8 +124,9 @@ def evaluate_orderings(generator: Transformer, tokenizer: VQModel, classifier: E
     results, samples = [], {}
     for spec in config.schedules:
         schedule = build_schedule(spec)
-        images = sample_images(generator, tokenizer, schedule, class_ids, sampling,
-                               config.batch_size)
+        # picture i draws from seed (config.seed, i): every ordering gets the same seeds
+        images = sample_all(generator, tokenizer, schedule, class_ids, sampling,
+                            config.batch_size)
         features, pred = predict(classifier, images)
         results.append(OrderingResult(
             label=spec.label, steps=schedule.num_steps,
