@@ -57,3 +57,19 @@ def test_refuses_an_architecture_other_than_the_preset(trained_like, tmp_path):
     small = replace(EMOJI_TOKENIZER, args=replace(EMOJI_TOKENIZER.args, codebook_size=64))
     with pytest.raises(ValueError, match="not the"):
         export_tokenizer(tokenizer, small, tmp_path / "t.safetensors")
+
+
+def test_a_second_generation_tokenizer_exports_under_its_preset_and_is_read_back(tmp_path):
+    from par_demo.presets import EMOJI_TOKENIZER_GEN2
+    from par_demo.train.codes import exported_preset
+    from par_demo.train.export import tokenizer_preset
+
+    torch.manual_seed(1)
+    gen2 = VQModel(replace(EMOJI_TOKENIZER_GEN2.args, with_encoder=True)).eval()
+    assert tokenizer_preset(gen2) is EMOJI_TOKENIZER_GEN2
+    path = export_tokenizer(gen2, EMOJI_TOKENIZER_GEN2,
+                            tmp_path / EMOJI_TOKENIZER_GEN2.weights.filename)
+    assert exported_preset(path) is EMOJI_TOKENIZER_GEN2  # codes.py encodes with the right one
+    other = VQModel(replace(EMOJI_TOKENIZER.args, codebook_size=64, with_encoder=True))
+    with pytest.raises(ValueError, match="none of the presets"):
+        tokenizer_preset(other)

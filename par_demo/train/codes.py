@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 
 from par_demo.checkpoints import load_tokenizer
 from par_demo.models.vq import VQModel
-from par_demo.presets import EMOJI_TOKENIZER
+from par_demo.presets import EMOJI_TOKENIZER, TOKENIZERS, TokenizerPreset
 from par_demo.train.emoji_data import EmojiDataset, split_rows
 from par_demo.train.tokenizer import encode_images, load_trained_tokenizer
 
@@ -65,6 +66,15 @@ def encode_dataset(tokenizer: VQModel, data: EmojiDataset, batch: int = 256) -> 
                       codebook_size=tokenizer.args.codebook_size, class_names=data.class_names)
 
 
+def exported_preset(path: Path) -> TokenizerPreset:
+    """The tokenizer preset an exported file names in its metadata (the shipped one if none)."""
+    with safe_open(str(path), "pt") as f:
+        name = (f.metadata() or {}).get("preset", EMOJI_TOKENIZER.name)
+    if name not in TOKENIZERS:
+        raise ValueError(f"{path} is a tokenizer of preset {name!r}; known: {', '.join(TOKENIZERS)}")
+    return TOKENIZERS[name]
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     source = p.add_mutually_exclusive_group()
@@ -77,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args(argv)
     if a.tokenizer_weights is not None:
-        preset = replace(EMOJI_TOKENIZER, args=replace(EMOJI_TOKENIZER.args, with_encoder=True))
+        preset = exported_preset(a.tokenizer_weights)
+        preset = replace(preset, args=replace(preset.args, with_encoder=True))
         tokenizer = load_tokenizer(preset, a.tokenizer_weights, a.device)
     else:
         tokenizer = load_trained_tokenizer(a.tokenizer_run, a.device)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import get_args, get_origin, get_type_hints
 
-from par_demo.presets import EMBEDDED, EMOJI_TOKENIZER
+from par_demo.presets import EMBEDDED, EMOJI_TOKENIZER, EMOJI_TOKENIZER_GEN2
 from par_demo.models.transformer import ModelArgs
 from par_demo.models.vq import VQArgs
 from par_demo.orders import ScheduleSpec
@@ -110,10 +110,7 @@ class Profile:
     evaluation: EvalConfig = EvalConfig()
 
 
-# Twice the codes and one more residual block per level (two in the decoder): 1.5x the shipped
-# decode time on one thread, a third of the encoder's forward cost of a 64-channel encoder.
-TOKENIZER_GEN2 = replace(EMOJI_TOKENIZER.args, codebook_size=1024, num_res_blocks=1,
-                         with_encoder=True)
+TOKENIZER_GEN2 = replace(EMOJI_TOKENIZER_GEN2.args, with_encoder=True)
 
 _TOY_MODEL = replace(EMBEDDED.args, dim=64, n_layer=2, n_head=4)
 

@@ -3,8 +3,10 @@ decodes with its decoder; the encoder is there to tokenize a picture a visitor b
 
     python -m par_demo.train.export --tokenizer-run runs/tokenizer --generator-run runs/generator \\
         --out assets
+    python -m par_demo.train.export --tokenizer-run runs/tokenizer_gen2 --tokenizer-only \\
+        --out assets       # a tokenizer whose generator is still to be trained
 
-The trained architectures must equal the EMBEDDED and EMOJI_TOKENIZER presets, and each file is
+The trained architectures must equal the EMBEDDED preset and one of the tokenizer presets, and each file is
 read back through the app's own loader before this returns, so a file that is written loads.
 Each file records its training step and config, so training can continue from it
 (`generator --init-from`).
@@ -19,7 +21,7 @@ import torch
 from safetensors.torch import save_file
 
 from par_demo.checkpoints import load_tokenizer, load_transformer
-from par_demo.presets import EMBEDDED, ModelPreset, TokenizerPreset
+from par_demo.presets import EMBEDDED, TOKENIZERS, ModelPreset, TokenizerPreset
 from par_demo.models.transformer import Transformer
 from par_demo.models.vq import VQModel
 from par_demo.train.checkpoint import load_state, training_metadata
@@ -37,6 +39,16 @@ def export_tokenizer(model: VQModel, preset: TokenizerPreset, path: Path,
     save_file(state, str(path), metadata={"preset": preset.name, **(metadata or {})})
     load_tokenizer(replace(preset, args=model.args), path)
     return path
+
+
+def tokenizer_preset(model: VQModel) -> TokenizerPreset:
+    """The tokenizer preset a trained tokenizer is (its architecture without the encoder)."""
+    args = replace(model.args, with_encoder=False)
+    for preset in TOKENIZERS.values():
+        if preset.args == args:
+            return preset
+    raise ValueError(f"the trained tokenizer {model.args} is none of the presets "
+                     f"{', '.join(TOKENIZERS)}")
 
 
 def export_generator(model: Transformer, preset: ModelPreset, path: Path,
@@ -67,7 +79,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tokenizer-run", type=Path, default=Path("runs/tokenizer"))
     p.add_argument("--generator-run", type=Path, default=Path("runs/generator"))
     p.add_argument("--out", type=Path, default=Path("runs/export"))
+    p.add_argument("--tokenizer-only", action="store_true",
+                   help="export the tokenizer alone, under its preset's file name")
     a = p.parse_args(argv)
+    if a.tokenizer_only:
+        tokenizer = load_trained_tokenizer(a.tokenizer_run)
+        preset = tokenizer_preset(tokenizer)
+        path = export_tokenizer(tokenizer, preset, a.out / preset.weights.filename,
+                                training_metadata(load_state(a.tokenizer_run)))
+        print(f"{path} ({path.stat().st_size / 1e6:.2f} MB)")
+        return
     paths = export_all(load_trained_tokenizer(a.tokenizer_run),
                        load_trained_generator(a.generator_run), a.out,
                        tokenizer_metadata=training_metadata(load_state(a.tokenizer_run)),

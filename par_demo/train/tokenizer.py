@@ -137,16 +137,18 @@ class TokenizerStage(Stage):
         return {"code_counts": self.counts.cpu()}
 
     def load_extra_state(self, extra: dict[str, torch.Tensor]) -> None:
-        self.counts = extra["code_counts"].to(self.device)
+        if "code_counts" in extra:  # an exported file (--init-from) starts the counts afresh
+            self.counts = extra["code_counts"].to(self.device)
 
 
 def train_tokenizer(config: TokenizerTraining, data: EmojiDataset, run: Path, device,
                     resume: bool = False, minutes: float | None = None,
-                    chunk_steps: int | None = None,
-                    quiet: bool = False) -> VQModel:
-    """Train until config.steps or the time budget; checkpoints in `run` (resumable)."""
+                    chunk_steps: int | None = None, quiet: bool = False,
+                    init_from: Path | None = None) -> VQModel:
+    """Train until config.steps or the time budget; checkpoints in `run` (resumable), or
+    continuing an exported file (`init_from`)."""
     return train(config, partial(TokenizerStage, config, data, run), run, device, resume,
-                 minutes, chunk_steps, quiet)
+                 minutes, chunk_steps, quiet, init_from)
 
 
 def load_trained_tokenizer(run: Path, device="cpu") -> VQModel:
@@ -155,9 +157,11 @@ def load_trained_tokenizer(run: Path, device="cpu") -> VQModel:
 
 
 def main(argv: list[str] | None = None) -> None:
-    a, config = command_line(__doc__, "tokenizer", "--data", "data/emoji64.npz", argv)
+    a, config = command_line(__doc__, "tokenizer", "--data", "data/emoji64.npz", argv,
+                             init_from=True)
     data = EmojiDataset.load(a.data)
-    model = train_tokenizer(config, data, a.run, a.device, a.resume, a.minutes, a.chunk_steps)
+    model = train_tokenizer(config, data, a.run, a.device, a.resume, a.minutes, a.chunk_steps,
+                            init_from=a.init_from)
     report, _ = evaluate_tokenizer(model, data.images[data.indices("heldout")])
     print(f"held-out PSNR {report.psnr_db:.2f} dB; codes used {report.codebook.used}/"
           f"{report.codebook.size}, perplexity {report.codebook.perplexity:.1f}")
