@@ -104,7 +104,15 @@ def _check_grids(model: Transformer, grids: np.ndarray) -> np.ndarray:
 
 def two_step_order(spec: ScheduleSpec, first: int, second: int) -> Schedule:
     """The first two steps of a one-token-per-step order that generates `first`, then `second`."""
-    return Schedule(spec, (np.array([first]), np.array([second])))
+    return first_steps(spec, [first, second])
+
+
+def first_steps(spec: ScheduleSpec, cells: list[int]) -> Schedule:
+    """A one-token-per-step order that starts with `cells` and then takes the rest in raster
+    order. Only its first steps are read; the rest keep every other cell unknown to them (a
+    schedule that left cells out would keep them: known from the start, see subset_schedule)."""
+    rest = np.setdiff1d(np.arange(spec.grid * spec.grid), cells)
+    return Schedule(spec, tuple(np.array([c]) for c in [*cells, *rest]))
 
 
 @dataclass(frozen=True)
@@ -127,7 +135,7 @@ def prior_entropy(model: Transformer, class_id: int | None) -> np.ndarray:
     _require_any_order(model)
     G = model.args.grid
     spec = ScheduleSpec(grid=G, order="random", parallel=1)
-    schedules = [Schedule(spec, (np.array([q]),)) for q in range(G * G)]
+    schedules = [first_steps(spec, [q]) for q in range(G * G)]
     grids = np.zeros((G * G, G * G), dtype=np.int64)  # the class slot feeds no token
     scores = score_slots(model, schedules, np.arange(G * G), grids,
                          np.full(G * G, _cond(model, class_id)))
