@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlparse
 import gradio as gr
 import numpy as np
 from anyio.to_thread import run_sync
-from gradio.mcp import GradioMCPServer
+from gradio.mcp import DEFAULT_TEMP_DIR, GradioMCPServer
 
 from par_demo import dependency, editing
 from par_demo.dependency_figures import draw_dependency
@@ -151,6 +151,12 @@ def schedule_figure(grid: int = EMBEDDED_GRID, parallelism: Parallelism = 4,
 FILE_ROUTE = "/gradio_api/file="  # how the app serves a file: the URLs the tools return
 
 
+def _served_folders() -> tuple[Path, ...]:
+    """Where the files behind the tools' picture URLs are: Gradio's cache (it serves a copy of
+    each returned file) and the app's own store."""
+    return (Path(DEFAULT_TEMP_DIR).resolve(), FILES.root.resolve())
+
+
 def _picture_bytes(image) -> bytes | Path:
     """The `image` argument of edit_image / dependency_map: a data: URL or plain base64 of the
     file, or the URL of a picture this app returned (read from its own files, never fetched)."""
@@ -162,7 +168,7 @@ def _picture_bytes(image) -> bytes | Path:
         path = unquote(urlparse(text).path)
         if FILE_ROUTE in path:
             local = Path(path.split(FILE_ROUTE, 1)[1]).resolve()
-            if local.is_relative_to(FILES.root.resolve()) and local.is_file():
+            if any(local.is_relative_to(d) for d in _served_folders()) and local.is_file():
                 return local
         fail(f"image: {shown(text)} is no picture this app returned (its URLs hold "
              f"{FILE_ROUTE}); other URLs are not fetched: send the file as a data: URL or base64")
