@@ -159,7 +159,13 @@ def _served_folders() -> tuple[Path, ...]:
 
 def _picture_bytes(image) -> bytes | Path:
     """The `image` argument of edit_image / dependency_map: a data: URL or plain base64 of the
-    file, or the URL of a picture this app returned (read from its own files, never fetched)."""
+    file, or the URL of a picture this app returned (read from its own files, never fetched).
+
+    A plain `str`, not gr.FileData: Gradio 6.31's MCP layer (gradio/mcp.py) would list a
+    FileData parameter as a string "Gradio File Input - a http or https url to a file", turn a
+    data: URL into a cached file and hand an http(s) URL to the server, which downloads it
+    through its SSRF guard (safehttpx: public addresses only, so a local app's own 127.0.0.1
+    URLs fail), and refuse any other string with "Invalid file data format", naming no field."""
     if not isinstance(image, str) or not image.strip():
         fail(f"image must be a picture: a data: URL or base64 of a PNG/JPEG/WebP/GIF file, or "
              f"the URL of a picture this app returned, got {shown(image)}")
