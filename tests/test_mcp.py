@@ -252,6 +252,10 @@ REFUSED = [  # (tool, arguments, words the message must contain: the field, what
                     "class_name": "heart"}, ["image", "not an image"]),
     ("edit_image", {"image": "https://example.com/a.png", "region": "left",
                     "class_name": "heart"}, ["image", "not fetched"]),
+    ("edit_image", {"image": "http://127.0.0.1:1/gradio_api/file=/etc/passwd", "region": "left",
+                    "class_name": "heart"}, ["image", "not fetched"]),  # no file of the app's
+    ("edit_image", {"image": "http://127.0.0.1:1/gradio_api/file=/tmp/par_demo_files/../../etc/"
+                    "passwd", "region": "left", "class_name": "heart"}, ["image", "not fetched"]),
     ("edit_image", {"image": png_base64(8), "region": "left", "class_name": "heart"},
      ["image", "too small"]),
     ("edit_image", {"image": PNG, "region": "left", "class_name": "unicorn"}, ["class"]),
