@@ -18,14 +18,26 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from PIL import Image
 
+from par_demo.heldout import HeldoutGrids
 from par_demo.orders import ScheduleSpec, build_schedule
 from par_demo.presets import DEFAULT_MODEL, get_preset
 
-TOOLS = {"generate_image", "compare_orderings", "schedule_figure"}
+TOOLS = {"generate_image", "compare_orderings", "schedule_figure", "edit_image", "dependency_map"}
 PAGE_ENDPOINTS = {"/generate", "/stop", "/export", "/compare", "/export_compare", "/schedule",
                   "/schedule_step", "/schedule_animation"}
 GRID = get_preset(DEFAULT_MODEL).args.grid  # 16
 SHOWN_PX = 256  # the page's pictures: 64 px enlarged crisply
+
+
+def png_base64(size: int = 48, seed: int = 0) -> str:
+    image = (np.random.default_rng(seed).random((size, size, 3)) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+PNG = png_base64()
+HELDOUT = len(HeldoutGrids.load())
 CORRECT_CALLS = {  # one correct call per tool, the smallest and the fullest
     "generate_image": [{"class_name": "heart"},
                        {"class_name": "14", "parallelism": 16, "ordering": "random",
@@ -36,6 +48,13 @@ CORRECT_CALLS = {  # one correct call per tool, the smallest and the fullest
                            "seed": 2, "model": DEFAULT_MODEL}],
     "schedule_figure": [{}, {"grid": 24, "parallelism": 16, "ordering": "raster",
                              "initial_tokens": False}],
+    "edit_image": [{"image": PNG, "region": "left", "class_name": "heart"},
+                   {"image": "data:image/png;base64," + PNG, "region": "border",
+                    "class_name": "3", "parallelism": 16, "ordering": "raster",
+                    "initial_tokens": False, "seed": 7}],
+    "dependency_map": [{"row": 0, "col": 0, "picture_index": 0},
+                       {"row": 8, "col": 3, "image": PNG, "picture_index": -1,
+                        "class_name": "heart"}],
 }
 
 
@@ -84,7 +103,7 @@ def tools(app) -> dict:
     return {tool.name: tool for tool in listed.tools}
 
 
-def test_the_server_lists_the_three_tools_and_none_of_the_pages_events(tools):
+def test_the_server_lists_the_five_tools_and_none_of_the_pages_events(tools):
     assert set(tools) == TOOLS
 
 
@@ -97,6 +116,13 @@ def test_every_schema_is_typed_described_and_satisfied_by_correct_calls(tools):
     assert tools["generate_image"].inputSchema["required"] == ["class_name"]
     orderings = tools["compare_orderings"].inputSchema["properties"]["orderings"]
     assert orderings["type"] == "array" and "distant 4x" in orderings["items"]["enum"]
+    edit = tools["edit_image"].inputSchema
+    assert edit["properties"]["region"]["enum"] == ["left", "right", "top", "bottom", "centre",
+                                                    "border"]
+    assert edit["properties"]["image"]["type"] == "string"  # a string, not a Gradio file
+    assert edit["required"] == ["image", "region", "class_name"]
+    dep = tools["dependency_map"].inputSchema
+    assert dep["required"] == ["row", "col"] and dep["properties"]["row"]["type"] == "integer"
     for name, tool in tools.items():
         assert "Returns" in tool.description
         assert all(p.get("description") for p in tool.inputSchema["properties"].values())
@@ -163,6 +189,48 @@ def test_schedule_figure_returns_figure_3_and_its_step_count(app):
     assert image.shape[0] == image.shape[1] and len(np.unique(image.reshape(-1, 3), axis=0)) > 8
 
 
+def test_edit_image_keeps_the_cells_outside_the_region_and_reports_the_plan(app):
+    result = call(app, "edit_image", {"image": PNG, "region": "right", "class_name": "heart",
+                                      "seed": 1})
+    image = picture(result)
+    details = report(result)
+    assert image.shape == (SHOWN_PX, SHOWN_PX, 3)
+    assert details["kept_cells"] == details["generated_cells"] == GRID * GRID // 2
+    assert details["steps"] > 0 and details["seconds"] > 0 and details["psnr"] > 0
+    assert details["class"] == 4 and details["ordering"].startswith("distant 4x")
+    again = call(app, "edit_image", {"image": "data:image/png;base64," + PNG, "region": "right",
+                                     "class_name": "heart", "seed": 1})
+    assert np.array_equal(picture(again), image)  # the same arguments, the same picture
+
+
+def test_a_tools_picture_url_is_an_input_of_edit_image_and_dependency_map(app):
+    generated = call(app, "generate_image", {"class_name": "heart", "parallelism": 16})
+    url = generated.content[1].text.removeprefix("Image URL: ")
+    edited = call(app, "edit_image", {"image": url, "region": "centre", "class_name": "heart",
+                                      "parallelism": 16})
+    assert picture(edited).shape == (SHOWN_PX, SHOWN_PX, 3)
+    assert report(edited)["generated_cells"] == (GRID // 2) ** 2
+    mapped = call(app, "dependency_map", {"row": 2, "col": 5, "image": url})
+    picture(mapped)
+    details = report(mapped)
+    assert details["cell"] == [2, 5] and details["class"] is None and "psnr" in details
+
+
+def test_dependency_map_of_a_heldout_picture_returns_figure_9_and_its_maps(app):
+    result = call(app, "dependency_map", {"row": 8, "col": 8, "picture_index": 0,
+                                          "class_name": "0"})
+    image = picture(result)
+    details = report(result)
+    assert image.shape[1] > 3 * image.shape[0]  # the picture and three maps side by side
+    entropy, prior = np.array(details["entropy"]), np.array(details["prior_entropy"])
+    assert entropy.shape == prior.shape == (GRID, GRID)
+    assert entropy[8, 8] == 0 and (prior > 0).all() and details["class"] == 0
+    assert details["picture_class"] == 0
+    information = prior - entropy
+    neighbours = (information[7:10, 7:10].sum() - information[8, 8]) / 8
+    assert details["information_neighbours"] == pytest.approx(neighbours, abs=1e-3)
+
+
 REFUSED = [  # (tool, arguments, words the message must contain: the field, what it accepts)
     ("generate_image", {"class_name": "heart", "seed": -1}, ["seed", "0..2147483647"]),
     ("generate_image", {"class_name": "heart", "seed": 2**31}, ["seed", "0..2147483647"]),
@@ -178,6 +246,29 @@ REFUSED = [  # (tool, arguments, words the message must contain: the field, what
     ("schedule_figure", {"grid": 33}, ["grid", "2..32"]),
     ("schedule_figure", {"grid": 1}, ["grid", "2..32"]),
     ("schedule_figure", {"grid": 7, "parallelism": 16}, ["grid"]),
+    ("edit_image", {"image": "hello", "region": "left", "class_name": "heart"},
+     ["image", "data: URL", "base64"]),
+    ("edit_image", {"image": base64.b64encode(b"not a picture").decode(), "region": "left",
+                    "class_name": "heart"}, ["image", "not an image"]),
+    ("edit_image", {"image": "https://example.com/a.png", "region": "left",
+                    "class_name": "heart"}, ["image", "not fetched"]),
+    ("edit_image", {"image": "http://127.0.0.1:1/gradio_api/file=/etc/passwd", "region": "left",
+                    "class_name": "heart"}, ["image", "not fetched"]),  # no file of the app's
+    ("edit_image", {"image": "http://127.0.0.1:1/gradio_api/file=/tmp/par_demo_files/../../etc/"
+                    "passwd", "region": "left", "class_name": "heart"}, ["image", "not fetched"]),
+    ("edit_image", {"image": png_base64(8), "region": "left", "class_name": "heart"},
+     ["image", "too small"]),
+    ("edit_image", {"image": PNG, "region": "left", "class_name": "unicorn"}, ["class"]),
+    ("edit_image", {"image": PNG, "region": "left", "class_name": "heart", "seed": -1},
+     ["seed", "0..2147483647"]),
+    ("dependency_map", {"row": 16, "col": 0, "picture_index": 0}, ["row", "0..15"]),
+    ("dependency_map", {"row": 0, "col": -1, "picture_index": 0}, ["col", "0..15"]),
+    ("dependency_map", {"row": 0, "col": 0, "picture_index": HELDOUT},
+     ["picture_index", f"-1..{HELDOUT - 1}"]),
+    ("dependency_map", {"row": 0, "col": 0}, ["image"]),
+    ("dependency_map", {"row": 0, "col": 0, "picture_index": 1, "image": PNG},
+     ["image", "not both"]),
+    ("dependency_map", {"row": 0, "col": 0, "image": "nope"}, ["image"]),
 ]
 OFF_SCHEMA = [  # refused by the MCP layer's schema check, naming what the field accepts
     ("generate_image", {"class_name": "heart", "parallelism": "4"}, ["[1, 4, 16]"]),
@@ -187,6 +278,8 @@ OFF_SCHEMA = [  # refused by the MCP layer's schema check, naming what the field
     ("generate_image", {"class_name": "heart", "initial_tokens": "yes"}, ["boolean"]),
     ("generate_image", {"parallelism": 4}, ["class_name"]),
     ("compare_orderings", {"class_name": "heart", "orderings": "distant 4x"}, ["array"]),
+    ("edit_image", {"image": PNG, "region": "middle", "class_name": "heart"}, ["'border'"]),
+    ("dependency_map", {"row": "8", "col": 0, "picture_index": 0}, ["integer"]),
 ]
 
 
