@@ -13,11 +13,12 @@ from par_demo.checkpoints import CheckpointError
 from par_demo.presets import UnsupportedSchedule
 from par_demo.classes import ClassError
 from par_demo.orders import ScheduleError
+from par_demo.pictures import EditError
 
 log = logging.getLogger("par_demo.ui")
 
 # the project's own refusals: shown to the visitor as they are; anything else is a bug
-REFUSALS = (ClassError, ScheduleError, UnsupportedSchedule, CheckpointError)
+REFUSALS = (ClassError, ScheduleError, UnsupportedSchedule, CheckpointError, EditError)
 
 
 MAX_SHOWN = 60  # characters of a visitor's value quoted back in a message

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import gradio as gr
 
 from par_demo.presets import DEFAULT_MODEL, get_preset
-from par_demo.ui import compare, generate, measure, understand, widgets as w
+from par_demo.ui import compare, edit, generate, measure, understand, widgets as w
 from par_demo.ui.mcp_tools import register_mcp_tools
 
-TABS = (generate, compare, understand, measure)  # each: TITLE, TAB_ID, build(page)
+TABS = (generate, compare, edit, understand, measure)  # each: TITLE, TAB_ID, build(page)
 
 TITLE = "PAR: Parallelized Autoregressive Visual Generation"
 
