@@ -4,6 +4,7 @@ naming the field; a branch continues a run with 4 seeds sharing its first steps.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -180,3 +181,46 @@ def test_a_released_model_refuses_a_mask_with_the_reason(emoji):
                 list(ed.edit(name, editor(emoji), "right", 0, preset.runs.parallel,
                              preset.runs.order, True, *SAMPLING))
             assert "unavailable" in err.value.title or "cannot edit" in err.value.title
+
+
+# ---------------------------------------------------------------- the launched app's API
+
+def test_api_edits_and_branches(app, emoji, tmp_path):
+    import json
+    import urllib.request
+
+    from gradio_client import Client, handle_file
+
+    with urllib.request.urlopen(f"{app.url}gradio_api/info?all_endpoints=True") as response:
+        endpoints = json.load(response)["named_endpoints"]
+    assert {endpoints[n]["api_visibility"] for n in ("/edit", "/branch", "/export_edit")} == {
+        "undocumented"}
+    client = Client(app.url, verbose=False)
+
+    def edit(picture, *layers, region="right"):
+        payload = {"background": handle_file(picture), "layers": [handle_file(p) for p in layers],
+                   "composite": None}
+        return client.predict(DEFAULT_MODEL, payload, region, "heart", 16, "distant", True,
+                              *SAMPLING, api_name="/edit")
+
+    out = edit(emoji["path"])
+    original, reconstruction, cells, note = out[:4]
+    status, details = out[8], out[9]
+    assert "✓ **Done**" in status and details["kept_cells"] == 128
+    assert Image.open(original).size == (64, 64)  # as read
+    assert Image.open(reconstruction).size == Image.open(cells).size == (256, 256)
+    assert "PSNR" in note
+    gif, mp4, _, note = client.predict(True, 80, api_name="/export_edit")
+    assert Path(gif).suffix == ".gif" and Path(mp4).suffix == ".mp4"
+    (tmp_path / "text.png").write_text("not a picture")
+    full = png(tmp_path, np.full((64, 64, 4), 255, np.uint8), "full.png")["path"]
+    for args, message in [((str(tmp_path / "text.png"),), "picture: not an image"),
+                          ((emoji["path"], full), "that is Generate")]:
+        with pytest.raises(Exception, match=message):
+            edit(*args, region="brush")
+    with pytest.raises(Exception, match="finish a run"):
+        client.predict(3, 1, api_name="/branch")
+    client.predict(DEFAULT_MODEL, "heart", 16, "distant", True, *SAMPLING, api_name="/generate")
+    frame, branch_status = client.predict(6, 21, api_name="/branch")
+    assert "Done" in branch_status and "21, 22, 23, 24" in branch_status
+    assert Image.open(frame).width > 3 * Image.open(frame).height

@@ -193,15 +193,17 @@ def edit(model, picture, region, class_query, parallel, order, init_tokens, cfg,
         for (record, pictures), stopped in frames:
             if stopped:
                 report = generate.stop_report(record)
-                yield EditOut(pictures=pictures, status=report.status, details=report.details,
-                              run=record)
+                yield EditOut(source, note, pictures, report.status, report.details, record)
                 return
             status = (_done(record, plan, time.perf_counter() - started) if record.complete
                       else _live(record, plan))
             details = record.summary() | {"kept_cells": plan.edit.kept_cells,
                                           "generated_cells": plan.edit.generated_cells,
                                           "psnr": round(req.encoded.psnr, 2)}
-            yield EditOut(pictures=pictures, status=status, details=details, run=record)
+            if record.complete:  # the final output holds everything (an API call's answer)
+                yield EditOut(source, note, pictures, status, details, record)
+            else:
+                yield EditOut(pictures=pictures, status=status, details=details, run=record)
 
 
 @friendly
