@@ -37,3 +37,40 @@ def test_browser_regenerates_a_region(app, chromium, tmp_path):  # noqa: F811
             page.screenshot(path=str(ARTIFACTS / "browser_edit.png"), full_page=True)
         finally:
             context.close()
+
+
+def test_browser_paints_a_region_with_the_brush(app, chromium, tmp_path):  # noqa: F811
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=str(chromium), headless=True, args=ARGS,
+            viewport={"width": 1440, "height": 1100})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(app.url)
+            page.get_by_role("tab", name="Edit").click()
+            page.get_by_label("Example emoji").click()
+            page.get_by_role("option").nth(1).click()
+            expect(page.locator("#edit-source-note")).to_contain_text("Example", timeout=20_000)
+            canvas = page.locator("#edit-editor canvas").first
+            expect(canvas).to_be_visible()
+            page.wait_for_timeout(500)
+            box = canvas.bounding_box()
+            x0, y0 = box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3
+            page.mouse.move(x0, y0)
+            page.mouse.down()
+            for i in range(1, 11):  # a stroke across the upper middle
+                page.mouse.move(x0 + box["width"] * 0.04 * i, y0, steps=2)
+            page.mouse.up()
+            page.get_by_label("brush", exact=True).check()
+            page.get_by_role("button", name="Regenerate the region").click()
+            status = page.locator("#edit-status")
+            expect(status).to_contain_text("Done", timeout=TIMEOUT_MS)
+            note = page.locator("#edit-source-note").inner_text()
+            painted = int(note.split(" of 256 cells")[0].split("·")[-1])
+            assert 0 < painted < 128, note
+            page.screenshot(path=str(ARTIFACTS / "browser_edit_brush.png"), full_page=True)
+        finally:
+            context.close()

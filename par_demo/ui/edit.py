@@ -93,11 +93,12 @@ def painted_mask(layers: list[str], picture_size: tuple[int, int], grid: int) ->
 
 
 def cells_view(picture: np.ndarray, mask: CellMask, size: int = views.DISPLAY_PX) -> np.ndarray:
-    """The picture with the cells to regenerate tinted orange and the grid drawn."""
+    """The picture with the cells to regenerate tinted blue (emoji are mostly yellow) and the
+    grid drawn."""
     image = enlarge(picture, size).astype(np.float32)
     f = image.shape[0] // mask.grid
     selected = mask.selected.reshape(mask.grid, mask.grid).repeat(f, 0).repeat(f, 1)
-    image[selected] = image[selected] * 0.45 + np.array([255, 140, 0]) * 0.55
+    image[selected] = image[selected] * 0.45 + np.array([40, 90, 255]) * 0.55
     image[::f, :] = image[:, ::f] = 255
     return image.round().clip(0, 255).astype(np.uint8)
 
@@ -336,7 +337,7 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
                 e.original = w.image("Original", elem_id="edit-original")
                 e.reconstruction = w.image("Reconstruction from its tokens",
                                            elem_id="edit-reconstruction")
-                e.cells = w.image("Cells to regenerate (orange)", elem_id="edit-cells")
+                e.cells = w.image("Cells to regenerate (blue)", elem_id="edit-cells")
             e.step = w.replay_slider("edit-step")
             with gr.Row():
                 e.image = w.image("Edit so far (pending cells masked)", elem_id="edit-image")
