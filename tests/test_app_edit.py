@@ -144,6 +144,23 @@ def test_load_example_and_the_last_generate_run():
         ed.load_generated(None)
 
 
+def test_orderings_compared_over_the_same_mask(emoji):
+    outs = list(ed.edit_compare(DEFAULT_MODEL, editor(emoji), "centre", "heart",
+                                ["raster 1x", "distant 4x"], *SAMPLING))
+    last = outs[-1]
+    assert "✓ **Done**" in last.compare_status and "64 cells" in last.compare_status
+    assert "raster 1x: 64 steps" in last.compare_status
+    assert last.compare_frame.shape[1] > 1.5 * last.compare_frame.shape[0]
+    for bad in (["raster 1x"], ["raster 1x", "spiral"], "raster 1x"):
+        with pytest.raises(gr.Error, match="ordering"):
+            list(ed.edit_compare(DEFAULT_MODEL, editor(emoji), "centre", "heart", bad,
+                                 *SAMPLING))
+
+
+def test_the_last_generate_run_is_a_picture_to_edit(generated):
+    assert ed.load_generated(generated).editor["background"].shape == (256, 256, 3)
+
+
 @pytest.fixture(scope="module")
 def generated() -> RunRecord:
     plan = plan_run(DEFAULT_MODEL, "heart", 16, "distant", True, *SAMPLING)
@@ -193,8 +210,8 @@ def test_api_edits_and_branches(app, emoji, tmp_path):
 
     with urllib.request.urlopen(f"{app.url}gradio_api/info?all_endpoints=True") as response:
         endpoints = json.load(response)["named_endpoints"]
-    assert {endpoints[n]["api_visibility"] for n in ("/edit", "/branch", "/export_edit")} == {
-        "undocumented"}
+    names = ("/edit", "/edit_compare", "/branch", "/export_edit")
+    assert {endpoints[n]["api_visibility"] for n in names} == {"undocumented"}
     client = Client(app.url, verbose=False)
 
     def edit(picture, *layers, region="right"):

@@ -24,7 +24,7 @@ from par_demo.preview import decode_tokens, enlarge
 from par_demo.ui import generate, views, widgets as w
 from par_demo.ui.errors import fail, friendly, shown
 from par_demo.ui.export import export_run, require_run
-from par_demo.ui.inputs import (PARALLEL_CHOICES, SEED_RANGE, boolean, choice, class_id,
+from par_demo.ui.inputs import (COMPARE_ORDERINGS, PARALLEL_CHOICES, SEED_RANGE, boolean, choice, class_id,
                                 frame_ms as checked_frame_ms, number, parallelism,
                                 sampling_config, usable_preset)
 from par_demo.ui.machine import MODELS
@@ -117,10 +117,32 @@ class EditRequest:
 def plan_edit_request(model, picture, region, class_query, parallel, order, init_tokens, cfg,
                       temperature, top_k, seed) -> EditRequest:
     """Every input read strictly; the picture read, encoded and its region planned."""
-    preset = usable_preset(model)
-    region = choice(region, "region", REGION_CHOICES)
     spec = ScheduleSpec(0, choice(order, "ordering", ORDERS), parallelism(parallel),
                         boolean(init_tokens, "initial tokens"))
+    return _request(model, picture, region, class_query, {f"edit {spec.label}": spec}, cfg,
+                    temperature, top_k, seed)
+
+
+def plan_edit_compare(model, picture, region, class_query, orderings, cfg, temperature, top_k,
+                      seed) -> EditRequest:
+    """An edit per ordering (2 to 4 of the Compare tab's names) of the same mask and seed."""
+    if not isinstance(orderings, (list, tuple)) or not all(isinstance(k, str) for k in orderings):
+        fail(f"orderings must be a list of 2 to 4 of: {', '.join(COMPARE_ORDERINGS)}; got "
+             f"{shown(orderings)}")
+    unknown = [k for k in orderings if k not in COMPARE_ORDERINGS]
+    if unknown:
+        fail(f"unknown ordering {shown(unknown[0])}; choose from: {', '.join(COMPARE_ORDERINGS)}")
+    if len(set(orderings)) != len(orderings) or not 2 <= len(orderings) <= 4:
+        fail(f"orderings: choose 2 to 4 different ones (now {len(orderings)})")
+    return _request(model, picture, region, class_query,
+                    {k: COMPARE_ORDERINGS[k][1] for k in orderings}, cfg, temperature, top_k,
+                    seed)
+
+
+def _request(model, picture, region, class_query, specs: dict[str, ScheduleSpec], cfg,
+             temperature, top_k, seed) -> EditRequest:
+    preset = usable_preset(model)
+    region = choice(region, "region", REGION_CHOICES)
     klass, label = class_id(preset, class_query)
     config = sampling_config(preset, cfg, temperature, top_k, seed)
     picture_file, layers = editor_files(picture)
@@ -134,9 +156,9 @@ def plan_edit_request(model, picture, region, class_query, parallel, order, init
     if region == BRUSH:
         mask = painted_mask(layers, read.source_size, grid)
     encoded = encode_picture(_tokenizer(preset.name), read)
-    edit = plan_edit(preset, encoded.tokens, mask, spec)
-    return EditRequest(EditRunPlan(preset.name, klass, label, edit, (config,),
-                                   (f"edit {spec.label}",)),
+    edits = tuple(plan_edit(preset, encoded.tokens, mask, spec) for spec in specs.values())
+    return EditRequest(EditRunPlan(preset.name, klass, label, edits, (config,) * len(edits),
+                                   tuple(specs)),
                        encoded, read.original, mask, read.notes)
 
 
@@ -162,13 +184,13 @@ class EditOut:
 
 
 def _live(record: RunRecord, plan) -> str:
-    e = plan.edit
+    e = plan.edits[0]
     return (f"Step **{record.steps_done}** of **{record.num_steps}** · regenerating "
             f"{e.generated_cells} cells, keeping {e.kept_cells} · {record.elapsed:.2f} s so far")
 
 
 def _done(record: RunRecord, plan, wall: float) -> str:
-    e = plan.edit
+    e = plan.edits[0]
     return (f"✓ **Done**: {record.num_steps} steps regenerated {e.generated_cells} cells "
             f"({e.generated_cells / record.num_steps:.1f} per step), {e.kept_cells} kept "
             f"unchanged · seed {record.config.seed}  \n"
@@ -198,8 +220,8 @@ def edit(model, picture, region, class_query, parallel, order, init_tokens, cfg,
                 return
             status = (_done(record, plan, time.perf_counter() - started) if record.complete
                       else _live(record, plan))
-            details = record.summary() | {"kept_cells": plan.edit.kept_cells,
-                                          "generated_cells": plan.edit.generated_cells,
+            details = record.summary() | {"kept_cells": plan.edits[0].kept_cells,
+                                          "generated_cells": plan.edits[0].generated_cells,
                                           "psnr": round(req.encoded.psnr, 2)}
             if record.complete:  # the final output holds everything (an API call's answer)
                 yield EditOut(source, note, pictures, status, details, record)
@@ -250,6 +272,32 @@ def _editor_value(picture: np.ndarray) -> dict:
     return {"background": big, "layers": [], "composite": big}
 
 
+@dataclass
+class EditCompareOut:
+    compare_frame: Any = w.skip()
+    compare_status: Any = w.skip()
+
+
+@friendly
+def edit_compare(model, picture, region, class_query, orderings, cfg, temperature, top_k, seed,
+                 request: gr.Request = None):
+    """The same mask regenerated by 2 to 4 orderings side by side, on one step clock."""
+    req = plan_edit_compare(model, picture, region, class_query, orderings, cfg, temperature,
+                            top_k, seed)
+    plan = req.plan
+    yield EditCompareOut(compare_status=f"Comparing {len(plan.edits)} orderings over "
+                         f"{req.mask.count} cells …")
+    with closing(stoppable(branch_stream(plan), w.session_of(request))) as frames:
+        for (records, frame), stopped in frames:
+            rows = " · ".join(f"{r.label}: {r.num_steps} steps" for r in records)
+            state = ("■ Stopped · " if stopped else
+                     "✓ **Done** · " if all(r.complete for r in records) else "")
+            yield EditCompareOut(frame, f"{state}{req.mask.count} cells regenerated, "
+                                 f"seed {plan.configs[0].seed}: {rows}")
+            if stopped:
+                return
+
+
 # ---------------------------------------------------------------- a branch
 
 @dataclass
@@ -269,7 +317,7 @@ def plan_branch_request(record, step, seed) -> EditRunPlan:
     tokens = record.tokens[max(steps_done - 1, 0)].astype(np.int64)
     edit_plan = plan_branch(preset, record.schedule, tokens, steps_done)
     seeds = [(seed + i) % (SEED_RANGE[1] + 1) for i in range(BRANCHES)]
-    return EditRunPlan(preset.name, record.class_id, record.class_label, edit_plan,
+    return EditRunPlan(preset.name, record.class_id, record.class_label, (edit_plan,) * BRANCHES,
                        tuple(replace(record.config, seed=s) for s in seeds),
                        tuple(f"seed {s}" for s in seeds),
                        tuple(record.tokens[:steps_done]))
@@ -280,7 +328,7 @@ def branch(record, step, seed, request: gr.Request = None):
     """Continue the Generate tab's run from `step` (steps done; 0 = before any token) with 4
     new seeds side by side, on one step clock."""
     plan = plan_branch_request(record, step, seed)
-    done = plan.edit.prefix.steps_done
+    done = plan.edits[0].prefix.steps_done
     init = record.schedule.num_init_steps
     where = ("at step 0: nothing is shared" if done == 0 else
              f"after {done} of {record.num_steps} steps"
@@ -292,7 +340,7 @@ def branch(record, step, seed, request: gr.Request = None):
             finished = all(r.complete for r in records)
             state = (f"■ Stopped · " if stopped else "✓ **Done** · " if finished else "")
             yield BranchOut(frame, f"{state}{BRANCHES} branches {where}: "
-                            f"{plan.edit.steps} steps each, seeds "
+                            f"{plan.edits[0].steps} steps each, seeds "
                             f"{', '.join(str(c.seed) for c in plan.configs)}", records)
             if stopped:
                 return
@@ -349,6 +397,16 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
             e.record = w.record_row("edit", "export_edit", export_edit_files, e.run)
             with gr.Accordion("Run details", open=False):
                 e.details = gr.JSON(label="Run details")
+            with gr.Accordion("Compare orderings for this region", open=False):
+                with gr.Row(equal_height=True):
+                    e.orderings = gr.Dropdown(list(COMPARE_ORDERINGS), multiselect=True,
+                                              value=["raster 1x", "distant 4x", "raster 4x"],
+                                              label="Orderings (2 to 4)", scale=3,
+                                              elem_id="edit-orderings")
+                    e.compare_button = gr.Button("Compare", elem_id="edit-compare")
+                e.compare_status = gr.Markdown(elem_id="edit-compare-status")
+                e.compare_frame = w.image("Orderings side by side (same mask, same seed)",
+                                          elem_id="edit-compare-frame")
     with gr.Group():
         gr.Markdown("### Branch the Generate tab's run\nFrom the step its replay slider "
                     f"stands on, {BRANCHES} new seeds continue the run side by side (every "
@@ -372,7 +430,13 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
     w.on(e.run_button.click, w.replay_off, None, e, w.ReplayRange, **w.UI)
     e.runs = [w.on(e.run_button.click, edit, inputs, e, EditOut, api_name="edit",
                    show_progress="minimal", **w.SCRIPTED, **w.RUN)]
-    stopped = w.on(stop.click, generate.stop_run, e.run, e, generate.Stopped, cancels=e.runs,
+    e.compare_runs = [w.on(e.compare_button.click, edit_compare,
+                           [e.model, e.editor, e.region, e.klass, e.orderings, e.cfg,
+                            e.temperature, e.top_k, e.seed], e, EditCompareOut,
+                           api_name="edit_compare", show_progress="minimal", **w.SCRIPTED,
+                           **w.RUN)]
+    stopped = w.on(stop.click, generate.stop_run, e.run, e, generate.Stopped,
+                   cancels=e.runs + e.compare_runs,
                    queue=False, api_visibility="private")
     for done in e.runs + [stopped]:
         w.on(done.success, w.replay_range, e.run, e, w.ReplayRange, **w.UI)

@@ -319,12 +319,13 @@ def warm_up(model: str) -> None:
 
 @dataclass(frozen=True)
 class EditRunPlan:
-    """An edit (one run) or a branch (one run per seed) of `edit`, every run on a shared step
-    clock; `done_tokens` are the recorded tokens of the steps the prefix already holds."""
+    """Edits or branches, one run per plan in `edits` (a branch: the same plan, one seed each;
+    a comparison: one ordering each), every run on a shared step clock; `done_tokens` are the
+    recorded tokens of the steps the prefix already holds."""
     model: str
     class_id: int
     class_label: str
-    edit: EditPlan
+    edits: tuple[EditPlan, ...]  # one per run
     configs: tuple[SamplingConfig, ...]  # one per run (a branch: one per seed)
     labels: tuple[str, ...]
     done_tokens: tuple[np.ndarray, ...] = ()  # [L] int16 per step done before the prefix's end
@@ -334,14 +335,14 @@ def _edit_runs(plan: EditRunPlan, frame_interval: float, device: str | None):
     cold = not MODELS.loaded(plan.model, device)
     loaded = MODELS.get(plan.model, device)
     records = []
-    for config, label in zip(plan.configs, plan.labels):
-        record = RunRecord.start(loaded, plan.class_id, plan.class_label, plan.edit.schedule,
+    for edit, config, label in zip(plan.edits, plan.configs, plan.labels):
+        record = RunRecord.start(loaded, plan.class_id, plan.class_label, edit.schedule,
                                  config, label, cold=cold)
         record.tokens += [t.astype(np.int16) for t in plan.done_tokens]
         record.step_seconds += [0.0] * len(plan.done_tokens)  # taken by the run it continues
         records.append(record)
-    streams = [run_plan(loaded.transformer, plan.edit, [plan.class_id], config, **step_options())
-               for config in plan.configs]
+    streams = [run_plan(loaded.transformer, edit, [plan.class_id], config, **step_options())
+               for edit, config in zip(plan.edits, plan.configs)]
     worker = StepWorker(_clock_ticks(records, streams),
                         lambda: [r.snapshot() for r in records],
                         lambda: max(r.steps_done for r in records))
@@ -354,7 +355,7 @@ def _edit_runs(plan: EditRunPlan, frame_interval: float, device: str | None):
 
 
 _placed_edit_runs = placed(_edit_runs, duration=lambda plan, *_: gpu_seconds(
-    plan.model, plan.edit.steps * len(plan.configs)))
+    plan.model, sum(edit.steps for edit in plan.edits)))
 
 
 def edit_stream(plan: EditRunPlan, frame_interval: float = FRAME_INTERVAL
@@ -367,5 +368,6 @@ def edit_stream(plan: EditRunPlan, frame_interval: float = FRAME_INTERVAL
 
 def branch_stream(plan: EditRunPlan, frame_interval: float = 2 * FRAME_INTERVAL
                   ) -> Iterator[tuple[list[RunRecord], np.ndarray]]:
-    """A branch's runs (one per seed) on one step clock, with their panels side by side."""
+    """A branch's runs (one per seed) or a comparison's (one per ordering) on one step clock,
+    with their panels side by side."""
     yield from _placed_edit_runs(plan.model, plan, frame_interval)
