@@ -3,7 +3,6 @@ emoji, picks a preset region, regenerates it and sees the result; then paints a 
 brush and regenerates that. Screenshots go to tests/artifacts/."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from tests.test_browser import ARGS, ARTIFACTS, TIMEOUT_MS, chromium  # noqa: F401 (fixture)
 

@@ -338,7 +338,7 @@ def branch(record, step, seed, request: gr.Request = None):
     with closing(stoppable(branch_stream(plan), w.session_of(request))) as frames:
         for (records, frame), stopped in frames:
             finished = all(r.complete for r in records)
-            state = (f"■ Stopped · " if stopped else "✓ **Done** · " if finished else "")
+            state = ("■ Stopped · " if stopped else "✓ **Done** · " if finished else "")
             yield BranchOut(frame, f"{state}{BRANCHES} branches {where}: "
                             f"{plan.edits[0].steps} steps each, seeds "
                             f"{', '.join(str(c.seed) for c in plan.configs)}", records)
@@ -409,8 +409,9 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
                                           elem_id="edit-compare-frame")
     with gr.Group():
         gr.Markdown("### Branch the Generate tab's run\nFrom the step its replay slider "
-                    f"stands on, {BRANCHES} new seeds continue the run side by side (every "
-                    "model, the released ones with their own schedule).  \n" + PAPER_POINT)
+                    f"stands on (move it back from the last step first), {BRANCHES} new seeds "
+                    "continue the run side by side (every model, the released ones with their "
+                    "own schedule).  \n" + PAPER_POINT)
         with gr.Row(equal_height=True):
             e.branch_seed = gr.Number(value=0, precision=0, minimum=SEED_RANGE[0],
                                       maximum=SEED_RANGE[1], label="First seed",
@@ -428,6 +429,8 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
     w.on(e.from_generate.click, load_generated, gen.run, e, Loaded, **w.UI)
     w.on(e.run_button.click, w.reset_downloads, None, e.record, w.ExportOut, **w.UI)
     w.on(e.run_button.click, w.replay_off, None, e, w.ReplayRange, **w.UI)
+    w.bring_into_view(e.run_button.click, "edit-status")
+    w.bring_into_view(e.branch_button.click, "branch-status")
     e.runs = [w.on(e.run_button.click, edit, inputs, e, EditOut, api_name="edit",
                    show_progress="minimal", **w.SCRIPTED, **w.RUN)]
     e.compare_runs = [w.on(e.compare_button.click, edit_compare,

@@ -72,7 +72,8 @@ gif, mp4, preview, note = client.predict(False, 120, api_name="/export_compare")
 ```
 `client.submit(...)` streams the steps of `/generate` and `/compare`;
 `client.predict(api_name="/stop")` ends your own runs (or `job.cancel()`). Other endpoints:
-`/schedule`, `/schedule_step`, `/schedule_animation`. Inputs are read strictly: numbers as
+`/schedule`, `/schedule_step`, `/schedule_animation`; the Edit tab's `/edit`, `/edit_compare`,
+`/export_edit` and `/branch` (see the README). Inputs are read strictly: numbers as
 numbers in the range of the page's controls, `True` / `False` for switches.
 """
 
