@@ -27,7 +27,6 @@ from par_demo.ui.export import export_run, require_run
 from par_demo.ui.inputs import (COMPARE_ORDERINGS, PARALLEL_CHOICES, SEED_RANGE, boolean, choice, class_id,
                                 frame_ms as checked_frame_ms, number, parallelism,
                                 sampling_config, usable_preset)
-from par_demo.ui.machine import MODELS
 from par_demo.ui.runs import EditRunPlan, RunRecord, RunViews, branch_stream, edit_stream
 from par_demo.ui.session import stoppable
 
@@ -47,6 +46,7 @@ PAPER_POINT = (
 
 @lru_cache(maxsize=2)
 def _tokenizer(model: str):
+    """The model's tokenizer with its encoder, on the CPU (pictures are encoded there)."""
     return load_editing_tokenizer(get_preset(model))
 
 
@@ -57,7 +57,7 @@ def example_pictures() -> tuple[tuple[str, np.ndarray], ...]:
     preset = get_preset(DEFAULT_MODEL)
     names = preset.class_names()
     codes = grids.codes[:EXAMPLES].reshape(EXAMPLES, -1)
-    images = decode_tokens(MODELS.get(DEFAULT_MODEL).tokenizer, codes, grids.grid)
+    images = decode_tokens(_tokenizer(DEFAULT_MODEL), codes, grids.grid)  # on the CPU
     return tuple((f"{i}: {names.label(int(c))}", img)
                  for i, (c, img) in enumerate(zip(grids.labels[:EXAMPLES], images)))
 
@@ -260,8 +260,8 @@ def load_generated(record) -> Loaded:
     if not isinstance(record, RunRecord) or not record.complete:
         fail("finish a run on the Generate tab first; its picture is then edited here",
              title="No finished run")
-    loaded = MODELS.get(record.model)
-    picture = decode_tokens(loaded.tokenizer, record.tokens[-1][None].astype(np.int64),
+    # the editing tokenizer, on the CPU: no model (nor GPU) is needed to decode a picture
+    picture = decode_tokens(_tokenizer(record.model), record.tokens[-1][None].astype(np.int64),
                             record.grid)[0]
     return Loaded(_editor_value(picture), f"The last Generate run ({record.class_label}, "
                   f"{record.spec.label}, seed {record.config.seed}).")
