@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import gradio as gr
 
 from par_demo.presets import DEFAULT_MODEL, get_preset
-from par_demo.ui import compare, generate, measure, understand, widgets as w
+from par_demo.ui import compare, edit, generate, measure, understand, widgets as w
 from par_demo.ui.mcp_tools import register_mcp_tools
 
-TABS = (generate, compare, understand, measure)  # each: TITLE, TAB_ID, build(page)
+TABS = (generate, compare, edit, understand, measure)  # each: TITLE, TAB_ID, build(page)
 
 TITLE = "PAR: Parallelized Autoregressive Visual Generation"
 
@@ -72,7 +72,8 @@ gif, mp4, preview, note = client.predict(False, 120, api_name="/export_compare")
 ```
 `client.submit(...)` streams the steps of `/generate` and `/compare`;
 `client.predict(api_name="/stop")` ends your own runs (or `job.cancel()`). Other endpoints:
-`/schedule`, `/schedule_step`, `/schedule_animation`. Inputs are read strictly: numbers as
+`/schedule`, `/schedule_step`, `/schedule_animation`; the Edit tab's `/edit`, `/edit_compare`,
+`/export_edit` and `/branch` (see the README). Inputs are read strictly: numbers as
 numbers in the range of the page's controls, `True` / `False` for switches.
 """
 

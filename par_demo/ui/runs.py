@@ -17,6 +17,7 @@ from typing import Callable, ClassVar, Iterator, Sequence
 import numpy as np
 
 from par_demo.animation import side_by_side
+from par_demo.editing import EditPlan, run_plan
 from par_demo.orders import Schedule, ScheduleSpec
 from par_demo.preview import (FRAME_INTERVAL, enlarge, masked_preview, progress_overlay,
                               step_frame)
@@ -312,3 +313,61 @@ def warm_up(model: str) -> None:
     if record is not None:
         FILES.picture(compare_frame(MODELS.get(preset.name, placement(preset.name)), [record],
                                      overlay=True))
+
+
+# ---------------------------------------------------------------- edits and branches
+
+@dataclass(frozen=True)
+class EditRunPlan:
+    """Edits or branches, one run per plan in `edits` (a branch: the same plan, one seed each;
+    a comparison: one ordering each), every run on a shared step clock; `done_tokens` are the
+    recorded tokens of the steps the prefix already holds."""
+    model: str
+    class_id: int
+    class_label: str
+    edits: tuple[EditPlan, ...]  # one per run
+    configs: tuple[SamplingConfig, ...]  # one per run (a branch: one per seed)
+    labels: tuple[str, ...]
+    done_tokens: tuple[np.ndarray, ...] = ()  # [L] int16 per step done before the prefix's end
+
+
+def _edit_runs(plan: EditRunPlan, frame_interval: float, device: str | None):
+    cold = not MODELS.loaded(plan.model, device)
+    loaded = MODELS.get(plan.model, device)
+    records = []
+    for edit, config, label in zip(plan.edits, plan.configs, plan.labels):
+        record = RunRecord.start(loaded, plan.class_id, plan.class_label, edit.schedule,
+                                 config, label, cold=cold)
+        record.tokens += [t.astype(np.int16) for t in plan.done_tokens]
+        record.step_seconds += [0.0] * len(plan.done_tokens)  # taken by the run it continues
+        records.append(record)
+    streams = [run_plan(loaded.transformer, edit, [plan.class_id], config, **step_options())
+               for edit, config in zip(plan.edits, plan.configs)]
+    worker = StepWorker(_clock_ticks(records, streams),
+                        lambda: [r.snapshot() for r in records],
+                        lambda: max(r.steps_done for r in records))
+    with closing(_display(worker, frame_interval)) as states:
+        for snapshots in states:
+            if len(snapshots) == 1:
+                yield snapshots, decoded_preview(loaded, snapshots[0], snapshots[0].steps_done - 1)
+            else:
+                yield snapshots, compare_frame(loaded, snapshots, overlay=True)
+
+
+_placed_edit_runs = placed(_edit_runs, duration=lambda plan, *_: gpu_seconds(
+    plan.model, sum(edit.steps for edit in plan.edits)))
+
+
+def edit_stream(plan: EditRunPlan, frame_interval: float = FRAME_INTERVAL
+                ) -> Iterator[tuple[RunRecord, RunViews]]:
+    """An edit's (record so far, pictures), streamed like generation_stream."""
+    with closing(_placed_edit_runs(plan.model, plan, frame_interval)) as states:
+        for records, preview in states:
+            yield records[0], render_views(records[0], preview)
+
+
+def branch_stream(plan: EditRunPlan, frame_interval: float = 2 * FRAME_INTERVAL
+                  ) -> Iterator[tuple[list[RunRecord], np.ndarray]]:
+    """A branch's runs (one per seed) or a comparison's (one per ordering) on one step clock,
+    with their panels side by side."""
+    yield from _placed_edit_runs(plan.model, plan, frame_interval)
