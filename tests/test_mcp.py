@@ -24,7 +24,8 @@ from par_demo.presets import DEFAULT_MODEL, get_preset
 
 TOOLS = {"generate_image", "compare_orderings", "schedule_figure", "edit_image", "dependency_map"}
 PAGE_ENDPOINTS = {"/generate", "/stop", "/export", "/compare", "/export_compare", "/schedule",
-                  "/schedule_step", "/schedule_animation"}
+                  "/schedule_step", "/schedule_animation", "/edit", "/edit_compare", "/export_edit",
+                  "/branch"}
 GRID = get_preset(DEFAULT_MODEL).args.grid  # 16
 SHOWN_PX = 256  # the page's pictures: 64 px enlarged crisply
 
