@@ -109,6 +109,9 @@ def open_page(browser, url: str):
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(url)
     page.locator("#gen-run").wait_for()
+    new_seed = page.locator("#gen-new-seed input")
+    if new_seed.count() and new_seed.is_checked():
+        new_seed.uncheck()  # every visitor draws seed 0: their pictures must equal the solo run's
     page.evaluate(PROBE)
     return page
 
