@@ -135,9 +135,7 @@ class Stopped:
     details: Any = w.skip()
 
 
-def stop_report(record: RunRecord | None) -> Stopped:
-    if record is None:
-        return Stopped(views.stopped_line(None, 0, 0.0))
+def stop_report(record: RunRecord) -> Stopped:
     return Stopped(views.stopped_line(record.schedule, record.steps_done, record.elapsed),
                    record.summary() | {"stopped": True})
 

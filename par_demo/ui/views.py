@@ -85,8 +85,6 @@ def done_line(schedule: Schedule, elapsed: float, baseline: float | None,
     return text + "  \n" + timing_text(elapsed, wall, device, cold)
 
 
-def stopped_line(schedule: Schedule | None, steps_done: int, elapsed: float) -> str:
-    if schedule is None:
-        return "■ Stopped before the first step."
+def stopped_line(schedule: Schedule, steps_done: int, elapsed: float) -> str:
     return (f"■ Stopped at step {steps_done} of {schedule.num_steps} (model time "
             f"{elapsed:.2f} s). Replay its steps with the slider, or export the partial run.")
