@@ -4,6 +4,11 @@ Built from the npm packages alone (emoji-datasource for the catalogue, -google a
 images) into one compressed .npz that can travel to a GPU machine:
 
     python -m par_demo.train.emoji_data --out data/emoji64.npz [--packages DIR]
+    python -m par_demo.train.emoji_data --out data/emoji64_extra.npz --extra fluent-flat
+
+`--extra` appends other openly licensed drawings of the same emoji (par_demo.train.extra_emoji;
+rendering their SVG needs `pip install cairosvg`) to the training split only: the rows without
+extras stay byte-identical and first, and emoji of the held-out split get no extra drawing.
 
 The Apple and Facebook image sets are not openly licensed and are never read. Images are
 composited on white. The held-out split is chosen per class and grouped by emoji, so an emoji
@@ -25,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from par_demo.classes import ASSETS
+from par_demo.train.extra_emoji import EXTRA_SETS, extra_drawings, extra_tarball, fetch_extra_sets
 
 VERSION = "16.0.0"
 CATALOGUE_PACKAGE = "emoji-datasource"
@@ -38,6 +44,7 @@ EXCLUDED_SUBCATEGORIES = ("skin-tone",)  # colour swatches, not pictures
 class DataConfig:
     heldout_fraction: float = 0.1  # of each class's emoji
     include_skin_tones: bool = False  # the recoloured people and hands of skin_variations
+    extra: tuple[str, ...] = ()  # names of EXTRA_SETS whose drawings join the training split
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,7 @@ class EmojiDataset:
     labels: np.ndarray  # [N] class index
     heldout: np.ndarray  # [N] bool
     group: np.ndarray  # [N] str, the emoji (skin tones grouped with their base)
-    style: np.ndarray  # [N] str, google | twitter
+    style: np.ndarray  # [N] str, google | twitter | an extra set's style
     class_names: tuple[str, ...]
     meta: dict
 
@@ -178,6 +185,14 @@ def heldout_groups(groups_by_class: dict[int, set[str]], fraction: float) -> set
 
 
 def build_dataset(packages: Path, class_table: list[dict], config: DataConfig) -> EmojiDataset:
+    dataset = build_base_dataset(packages, class_table, config)
+    for name in config.extra:
+        dataset = append_extra_set(dataset, packages, name)
+    return dataset
+
+
+def build_base_dataset(packages: Path, class_table: list[dict],
+                       config: DataConfig) -> EmojiDataset:
     catalogue = json.loads(read_member(tarball(packages, CATALOGUE_PACKAGE), "emoji.json"))
     class_of = {sub: i for i, c in enumerate(class_table) for sub in c["subcategories"]}
     items = catalogue_images(catalogue, config.include_skin_tones)
@@ -207,6 +222,28 @@ def build_dataset(packages: Path, class_table: list[dict], config: DataConfig) -
     )
 
 
+def append_extra_set(ds: EmojiDataset, packages: Path, name: str) -> EmojiDataset:
+    """`ds` with one row per training emoji that the extra set draws, appended in dataset order.
+    Held-out emoji get none: not in training (leakage), nor held out (figures stay comparable)."""
+    extra = EXTRA_SETS[name]
+    train_groups = list(dict.fromkeys(ds.group[ds.indices("train")].tolist()))
+    label_of = dict(zip(ds.group.tolist(), ds.labels.tolist()))
+    pngs = extra_drawings(extra_tarball(packages, extra), extra, train_groups, IMAGE_SIZE)
+    groups = list(pngs)
+    images = np.array([composite_on_white(png) for png in pngs.values()], dtype=np.uint8)
+    return EmojiDataset(
+        images=np.concatenate([ds.images, images.reshape(-1, *ds.images.shape[1:])]),
+        labels=np.concatenate([ds.labels, np.array([label_of[g] for g in groups], np.int64)]),
+        heldout=np.concatenate([ds.heldout, np.zeros(len(groups), dtype=bool)]),
+        group=np.concatenate([ds.group, np.array(groups, dtype=str)]),
+        style=np.concatenate([ds.style, np.full(len(groups), extra.style)]),
+        class_names=ds.class_names,
+        meta={**ds.meta, "licenses": {**ds.meta["licenses"], extra.style: extra.license},
+              "extra": {**ds.meta.get("extra", {}), extra.style: {
+                  "package": f"{extra.package}@{extra.version}", "emoji": len(groups)}}},
+    )
+
+
 def summary(ds: EmojiDataset) -> str:
     lines = [f"{len(ds)} images, {ds.num_classes} classes, "
              f"{len(np.unique(ds.group))} emoji, styles {dict(Counter(ds.style.tolist()))}"]
@@ -226,9 +263,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--classes", type=Path, default=ASSETS / "emoji_classes.json")
     p.add_argument("--heldout-fraction", type=float, default=DataConfig.heldout_fraction)
     p.add_argument("--skin-tones", action="store_true", help="add the skin-tone variants")
+    p.add_argument("--extra", nargs="+", default=[], choices=sorted(EXTRA_SETS),
+                   help="extra drawing sets for the training split (needs cairosvg)")
     a = p.parse_args(argv)
     fetch_packages(a.packages)
-    config = DataConfig(heldout_fraction=a.heldout_fraction, include_skin_tones=a.skin_tones)
+    fetch_extra_sets(a.packages, [EXTRA_SETS[name] for name in a.extra])
+    config = DataConfig(heldout_fraction=a.heldout_fraction, include_skin_tones=a.skin_tones,
+                        extra=tuple(a.extra))
     dataset = build_dataset(a.packages, read_class_table(a.classes), config)
     dataset.save(a.out)
     print(summary(dataset))
