@@ -141,6 +141,16 @@ EMBEDDED = ModelPreset(
     description="Our any-order model on 64 px emoji: one set of weights runs every ordering.",
 )
 
+# The second generation's generator (issue 19), in training on the gen2 tokenizer's codes: width
+# 320 for the 1024 codes, 1.1x the shipped model's guided step at one thread
+# (benchmarks/generator_sizes.py). Not in PRESETS: the app runs it once it beats EMBEDDED.
+EMBEDDED_GEN2 = replace(
+    EMBEDDED, name="PAR-emoji gen2 (in training)",
+    args=replace(EMBEDDED.args, dim=320, vocab_size=EMOJI_TOKENIZER_GEN2.args.codebook_size),
+    weights=WeightSource("next/emoji_generator_gen2.safetensors"),
+    tokenizer=EMOJI_TOKENIZER_GEN2)
+EMBEDDED_GENERATIONS = (EMBEDDED, EMBEDDED_GEN2)
+
 PRESETS: dict[str, ModelPreset] = {p.name: p for p in [
     EMBEDDED,
     _released("PAR-XL-4x", XL, 4, 1.5, "PAR-XL-4x.pt", PAR_REPO, "PAR, 775M, 4 tokens per step"),

@@ -73,3 +73,21 @@ def test_a_second_generation_tokenizer_exports_under_its_preset_and_is_read_back
     other = VQModel(replace(EMOJI_TOKENIZER.args, codebook_size=64, with_encoder=True))
     with pytest.raises(ValueError, match="none of the presets"):
         tokenizer_preset(other)
+
+
+def test_the_second_generation_pair_exports_under_its_own_names_and_mixed_pairs_are_refused(
+        trained_like, tmp_path):
+    from par_demo.presets import EMBEDDED_GEN2, EMOJI_TOKENIZER_GEN2
+
+    tokenizer, generator = trained_like
+    gen2_tokenizer = VQModel(replace(EMOJI_TOKENIZER_GEN2.args, with_encoder=True)).eval()
+    gen2_generator = Transformer(EMBEDDED_GEN2.args).init_weights(
+        torch.Generator().manual_seed(0)).eval()
+    tok_path, gen_path = export_all(gen2_tokenizer, gen2_generator, tmp_path)
+    assert tok_path == tmp_path / "next" / "emoji_tokenizer_gen2.safetensors"
+    assert gen_path == tmp_path / "next" / "emoji_generator_gen2.safetensors"
+    assert load_transformer(EMBEDDED_GEN2, gen_path).args.vocab_size == 1024
+    with pytest.raises(ValueError, match="none of the embedded generations"):
+        export_all(tokenizer, gen2_generator, tmp_path / "mixed")  # 1024-code model, 512 codes
+    with pytest.raises(ValueError, match="none of the embedded generations"):
+        export_all(gen2_tokenizer, generator, tmp_path / "mixed")

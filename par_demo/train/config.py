@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import get_args, get_origin, get_type_hints
 
-from par_demo.presets import EMBEDDED, EMOJI_TOKENIZER, EMOJI_TOKENIZER_GEN2
+from par_demo.presets import EMBEDDED, EMBEDDED_GEN2, EMOJI_TOKENIZER, EMOJI_TOKENIZER_GEN2
 from par_demo.models.transformer import ModelArgs
 from par_demo.models.vq import VQArgs
 from par_demo.orders import ScheduleSpec
@@ -148,6 +148,10 @@ PROFILES: dict[str, Profile] = {
                                     restart_every=100, log_every=50, eval_every=500,
                                     save_every=100,
                                     optim=OptimConfig(lr=1e-3, weight_decay=0.0, warmup_steps=50)),
+        # trained on the codes of data/emoji64_extra.npz (Fluent Emoji Flat added to training)
+        generator=GeneratorTraining(model=EMBEDDED_GEN2.args, steps=7000, batch_size=32,
+                                    log_every=50, save_every=500,
+                                    optim=OptimConfig(lr=1e-3, warmup_steps=30)),
     ),
 }
 

@@ -6,8 +6,9 @@ decodes with its decoder; the encoder is there to tokenize a picture a visitor b
     python -m par_demo.train.export --tokenizer-run runs/tokenizer_gen2 --tokenizer-only \\
         --out assets       # a tokenizer whose generator is still to be trained
 
-The trained architectures must equal the EMBEDDED preset and one of the tokenizer presets, and each file is
-read back through the app's own loader before this returns, so a file that is written loads.
+The trained architectures must equal one of the embedded generations (the generator with its
+tokenizer) or, with --tokenizer-only, one of the tokenizer presets; each file goes under its
+preset's file name and is read back through the app's own loader before this returns, so a file that is written loads.
 Each file records its training step and config, so training can continue from it
 (`generator --init-from`).
 """
@@ -21,7 +22,7 @@ import torch
 from safetensors.torch import save_file
 
 from par_demo.checkpoints import load_tokenizer, load_transformer
-from par_demo.presets import EMBEDDED, TOKENIZERS, ModelPreset, TokenizerPreset
+from par_demo.presets import EMBEDDED_GENERATIONS, TOKENIZERS, ModelPreset, TokenizerPreset
 from par_demo.models.transformer import Transformer
 from par_demo.models.vq import VQModel
 from par_demo.train.checkpoint import load_state, training_metadata
@@ -51,6 +52,17 @@ def tokenizer_preset(model: VQModel) -> TokenizerPreset:
                      f"{', '.join(TOKENIZERS)}")
 
 
+def generator_preset(generator: Transformer, tokenizer: VQModel) -> ModelPreset:
+    """The embedded generation a trained generator and tokenizer are."""
+    tokenizer_args = replace(tokenizer.args, with_encoder=False)
+    for preset in EMBEDDED_GENERATIONS:
+        if preset.args == generator.args and preset.tokenizer.args == tokenizer_args:
+            return preset
+    raise ValueError(f"the trained generator {generator.args} with tokenizer {tokenizer_args} "
+                     f"is none of the embedded generations "
+                     f"{', '.join(p.name for p in EMBEDDED_GENERATIONS)}")
+
+
 def export_generator(model: Transformer, preset: ModelPreset, path: Path,
                      metadata: dict[str, str] | None = None) -> Path:
     if model.args != preset.args:
@@ -66,8 +78,9 @@ def export_generator(model: Transformer, preset: ModelPreset, path: Path,
 
 
 def export_all(tokenizer: VQModel, generator: Transformer, out: Path,
-               preset: ModelPreset = EMBEDDED, tokenizer_metadata: dict[str, str] | None = None,
+               tokenizer_metadata: dict[str, str] | None = None,
                generator_metadata: dict[str, str] | None = None) -> list[Path]:
+    preset = generator_preset(generator, tokenizer)
     return [export_tokenizer(tokenizer, preset.tokenizer, out / preset.tokenizer.weights.filename,
                              tokenizer_metadata),
             export_generator(generator, preset, out / preset.weights.filename,
