@@ -82,3 +82,31 @@ def test_cli_trains_and_resumes(data, tmp_path):
     main(["--data", str(path), "--run", str(run), "--profile", "toy", "--device", "cpu",
           "--resume"])
     assert load_state(run).step == CONFIG.steps
+
+
+def test_a_decoder_only_phase_keeps_the_codes_and_trains_the_decoder(data, tmp_path):
+    from safetensors.torch import save_file
+
+    from par_demo.train.checkpoint import training_metadata
+    from par_demo.train.tokenizer import encode_images
+
+    first = train_tokenizer(CONFIG, data, tmp_path / "first", "cpu", quiet=True)
+    exported = tmp_path / "tokenizer.safetensors"
+    save_file({k: v.contiguous() for k, v in first.state_dict().items()}, str(exported),
+              metadata=training_metadata(load_state(tmp_path / "first")))
+    phase = replace(CONFIG, decoder_only=True, restart_every=0, steps=3,
+                    optim=replace(CONFIG.optim, lr=1e-2))
+    tuned = train_tokenizer(phase, data, tmp_path / "decoder", "cpu", quiet=True,
+                            start_from=exported)
+    assert load_state(tmp_path / "decoder").step == phase.steps  # its own schedule, from 0
+    before, after = first.state_dict(), tuned.state_dict()
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"decoder"} or changed == {"decoder", "post_quant_conv"}
+    images = data.images[:8]
+    assert (encode_images(first, images, 8) == encode_images(tuned, images, 8)).all()
+    with pytest.raises(ValueError, match="restart_every=0"):
+        train_tokenizer(replace(phase, restart_every=2), data, tmp_path / "bad", "cpu",
+                        quiet=True, start_from=exported)
+    with pytest.raises(ValueError, match="not both"):
+        train_tokenizer(phase, data, tmp_path / "both", "cpu", quiet=True,
+                        start_from=exported, init_from=exported)

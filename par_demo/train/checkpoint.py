@@ -75,7 +75,7 @@ def load_exported(path: Path) -> TrainingState:
 
 def check_same_config(saved: dict, requested: dict, ignore: tuple[str, ...] = BOOKKEEPING) -> None:
     """Resuming under another config would silently mix two experiments."""
-    requested = json.loads(json.dumps(requested))  # tuples become lists, as in the saved copy
+    saved, requested = (json.loads(json.dumps(c)) for c in (saved, requested))  # tuples: lists
     diff = sorted(k for k in set(saved) | set(requested)
                   if k not in ignore and saved.get(k) != requested.get(k))
     if diff:

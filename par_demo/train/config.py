@@ -28,6 +28,8 @@ class TokenizerTraining:
     mse_weight: float = 1.0
     l1_weight: float = 1.0  # L1 keeps flat emoji colours and edges crisper than MSE alone
     restart_every: int = 200  # re-seed codes unused for this many steps from encoder outputs
+    # train the decoder alone: the codes, and any generator trained on them, stay valid
+    decoder_only: bool = False
     flip_p: float = 0.5  # horizontal flips
     log_every: int = 100
     eval_every: int = 2000
@@ -148,10 +150,18 @@ PROFILES: dict[str, Profile] = {
                                     restart_every=100, log_every=50, eval_every=500,
                                     save_every=100,
                                     optim=OptimConfig(lr=1e-3, weight_decay=0.0, warmup_steps=50)),
-        # trained on the codes of data/emoji64_extra.npz (Fluent Emoji Flat added to training)
+        # the codes of data/emoji64_extra.npz (Fluent Emoji Flat added to training)
         generator=GeneratorTraining(model=EMBEDDED_GEN2.args, steps=7000, batch_size=32,
                                     log_every=50, save_every=500,
                                     optim=OptimConfig(lr=1e-3, warmup_steps=30)),
+    ),
+    # a decoder-only phase of the gen2 tokenizer (--start-from its exported file): sharper
+    # pictures from the same codes, so the gen2 generator's training stays valid
+    "cpu-gen2-decoder": Profile(
+        tokenizer=TokenizerTraining(vq=TOKENIZER_GEN2, decoder_only=True, restart_every=0,
+                                    steps=3000, batch_size=32, log_every=50, eval_every=500,
+                                    save_every=100,
+                                    optim=OptimConfig(lr=3e-4, weight_decay=0.0, warmup_steps=50)),
     ),
 }
 

@@ -109,11 +109,13 @@ class GeneratorStage(Stage):
 def train_generator(config: GeneratorTraining, grids: TokenGrids, run: Path, device,
                     resume: bool = False, minutes: float | None = None,
                     chunk_steps: int | None = None, quiet: bool = False,
-                    init_from: Path | None = None) -> Transformer:
+                    init_from: Path | None = None,
+                    start_from: Path | None = None) -> Transformer:
     """Train until config.steps or the time budget; checkpoints in `run` (resumable). A run
-    folder without a checkpoint may start from exported weights (`init_from`)."""
+    folder without a checkpoint may continue exported weights (`init_from`) or start a new phase
+    from them (`start_from`)."""
     return train(config, partial(GeneratorStage, config, grids), run, device, resume, minutes,
-                 chunk_steps, quiet, init_from)
+                 chunk_steps, quiet, init_from, start_from)
 
 
 def load_trained_generator(run: Path, device="cpu") -> Transformer:
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     a, config = command_line(__doc__, "generator", "--codes", "data/emoji64_codes.npz", argv,
                              init_from=True)
     train_generator(config, TokenGrids.load(a.data), a.run, a.device, a.resume, a.minutes,
-                    a.chunk_steps, init_from=a.init_from)
+                    a.chunk_steps, init_from=a.init_from, start_from=a.start_from)
 
 if __name__ == "__main__":
     main()

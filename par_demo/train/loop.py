@@ -54,16 +54,21 @@ class Stage(ABC):
 
 def train(config: TrainingConfig, build: Callable[[torch.device], Stage], run: Path, device,
           resume: bool = False, minutes: float | None = None, chunk_steps: int | None = None,
-          quiet: bool = False, init_from: Path | None = None) -> torch.nn.Module:
+          quiet: bool = False, init_from: Path | None = None,
+          start_from: Path | None = None) -> torch.nn.Module:
     """Train `build(device)` until config.steps, the time budget or the chunk's end; checkpoints
-    in `run` (resumable). A run folder without a checkpoint may start from exported weights
-    (`init_from`)."""
+    in `run` (resumable). A run folder without a checkpoint may continue exported weights under
+    their own config (`init_from`), or start a new phase from their weights alone at step 0
+    (`start_from`)."""
+    if init_from is not None and start_from is not None:
+        raise ValueError("give --init-from (continue an exported run) or --start-from (a new "
+                         "phase from its weights), not both")
     device = configure_device(str(device))
     torch.manual_seed(config.seed)  # the module initialisers draw from the global generator
     stage = build(device)
     model = stage.model.to(device).train()
     optimizer = adamw(model, config.optim)
-    step, rewarm_from = resume_state(config, stage, optimizer, run, resume, init_from)
+    step, rewarm_from = resume_state(config, stage, optimizer, run, resume, init_from, start_from)
 
     def checkpoint():
         extra = stage.extra_state()
@@ -125,17 +130,22 @@ class Window:
 
 
 def resume_state(config: TrainingConfig, stage: Stage, optimizer: torch.optim.Optimizer,
-                 run: Path, resume: bool, init_from: Path | None) -> tuple[int, int | None]:
+                 run: Path, resume: bool, init_from: Path | None,
+                 start_from: Path | None = None) -> tuple[int, int | None]:
     """Load the run's checkpoint (or exported weights) into the stage and optimizer: the step
     reached, and the step a re-warm-up started at (exported weights have no optimizer moments)."""
     saved = load_state(run) if resume else None
+    if saved is None and start_from is not None:
+        stage.model.load_state_dict(load_exported(start_from).model)  # strict: same architecture
+        return 0, None
     rewarm_from = None
     if saved is None and init_from is not None:
         saved = load_exported(init_from)
         rewarm_from = saved.step
     if saved is None:
         return 0, None
-    check_same_config(saved.config, asdict(config))
+    # through the dataclass, so a field added since the save compares as its default
+    check_same_config(asdict(from_dict(type(config), saved.config)), asdict(config))
     stage.model.load_state_dict(saved.model)
     if saved.optimizer:
         optimizer.load_state_dict(saved.optimizer)
@@ -175,6 +185,9 @@ def command_line(doc: str, name: str, data_flag: str, data_default: str,
         p.add_argument("--init-from", type=Path,
                        help="start an empty run folder from exported weights (e.g. assets/...): "
                             "their step and config, fresh optimizer moments, a short re-warm-up")
+        p.add_argument("--start-from", type=Path,
+                       help="start an empty run folder from exported weights alone: a new phase "
+                            "under this profile's config, from step 0")
     a = p.parse_args(argv)
     config = getattr(profile(a.profile), name)
     return a, config if a.steps is None else replace(config, steps=a.steps)

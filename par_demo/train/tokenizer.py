@@ -2,11 +2,14 @@
 
     python -m par_demo.train.tokenizer --data data/emoji64.npz --run runs/tokenizer \\
         --profile gpu --device cuda [--resume] [--minutes 9]
+    python -m par_demo.train.tokenizer --profile cpu-gen2-decoder --run runs/decoder_gen2 \\
+        --start-from assets/next/emoji_tokenizer_gen2.safetensors   # the decoder alone
 
 Loss: MSE + L1 reconstruction plus the codebook and commitment terms. Codes left unused for
 `restart_every` steps are re-seeded from current encoder outputs, which keeps the codebook in use
 (no pretrained network exists here, so there is no perceptual or adversarial loss). Reports
-held-out PSNR and codebook use, and writes reconstructions.png.
+held-out PSNR and codebook use, and writes reconstructions.png. A decoder-only config freezes the
+encoder and the codebook, so every code (and a generator trained on the codes) stays valid.
 """
 from __future__ import annotations
 
@@ -98,8 +101,13 @@ class TokenizerStage(Stage):
         if not config.vq.with_encoder:
             raise ValueError("training needs the encoder: "
                              "use dataclasses.replace(args, with_encoder=True)")
+        if config.decoder_only and config.restart_every:
+            raise ValueError("a decoder-only phase keeps the codebook: set restart_every=0")
         self.config, self.run, self.device = config, run, device
         self.model = VQModel(config.vq)
+        if config.decoder_only:
+            for frozen in (self.model.encoder, self.model.quant_conv, self.model.quantize):
+                frozen.requires_grad_(False)
         self.eval_every = config.eval_every
         self.counts = torch.zeros(config.vq.codebook_size, dtype=torch.long, device=device)
         self.train_images = torch.as_tensor(data.images[data.indices("train")], device=device)
@@ -110,13 +118,17 @@ class TokenizerStage(Stage):
         batch = torch.randint(len(self.train_images), (c.batch_size,), generator=g)
         x = to_model_range(self.train_images[batch.to(self.device)], self.device)
         x = random_flip(x, c.flip_p, g)
-        z = model.quant_conv(model.encoder(x))
-        q = model.quantize(z)
+        with torch.set_grad_enabled(not c.decoder_only):
+            z = model.quant_conv(model.encoder(x))
+            q = model.quantize(z)
         recon = model.decode(q.z_q)
         mse, l1 = F.mse_loss(recon, x), F.l1_loss(recon, x)
         self.counts += torch.bincount(q.codes.reshape(-1), minlength=len(self.counts))
         self.z = z.detach()  # the restart after the step re-seeds codes from these
-        return {"loss": c.mse_weight * mse + c.l1_weight * l1 + q.codebook_loss + q.commit_loss,
+        reconstruction = c.mse_weight * mse + c.l1_weight * l1
+        if c.decoder_only:
+            return {"loss": reconstruction, "mse": mse, "l1": l1}
+        return {"loss": reconstruction + q.codebook_loss + q.commit_loss,
                 "mse": mse, "l1": l1, "commit": q.commit_loss}
 
     def after_step(self, step: int, g: torch.Generator) -> dict[str, float]:
@@ -144,11 +156,11 @@ class TokenizerStage(Stage):
 def train_tokenizer(config: TokenizerTraining, data: EmojiDataset, run: Path, device,
                     resume: bool = False, minutes: float | None = None,
                     chunk_steps: int | None = None, quiet: bool = False,
-                    init_from: Path | None = None) -> VQModel:
+                    init_from: Path | None = None, start_from: Path | None = None) -> VQModel:
     """Train until config.steps or the time budget; checkpoints in `run` (resumable), or
-    continuing an exported file (`init_from`)."""
+    continuing an exported file (`init_from`), or a new phase from its weights (`start_from`)."""
     return train(config, partial(TokenizerStage, config, data, run), run, device, resume,
-                 minutes, chunk_steps, quiet, init_from)
+                 minutes, chunk_steps, quiet, init_from, start_from)
 
 
 def load_trained_tokenizer(run: Path, device="cpu") -> VQModel:
@@ -161,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
                              init_from=True)
     data = EmojiDataset.load(a.data)
     model = train_tokenizer(config, data, a.run, a.device, a.resume, a.minutes, a.chunk_steps,
-                            init_from=a.init_from)
+                            init_from=a.init_from, start_from=a.start_from)
     report, _ = evaluate_tokenizer(model, data.images[data.indices("heldout")])
     print(f"held-out PSNR {report.psnr_db:.2f} dB; codes used {report.codebook.used}/"
           f"{report.codebook.size}, perplexity {report.codebook.perplexity:.1f}")
