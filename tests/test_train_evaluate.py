@@ -94,3 +94,27 @@ def test_flags_pick_orderings_sample_count_and_seed(report, capsys):
     with pytest.raises(SystemExit):
         main(runs + ["--out", str(root / "bad"), "--orderings", "zigzag 4x"])
     assert "unknown ordering 'zigzag 4x'" in capsys.readouterr().err
+
+
+def test_exported_files_stand_in_for_run_folders(report, capsys):
+    from par_demo.classes import ASSETS
+
+    out, data = report
+    root = out.parent
+    common = ["--data", str(root / "emoji.npz"), "--classifier-run", str(root / "classifier"),
+              "--profile", "toy", "--device", "cpu",
+              "--tokenizer-weights", str(ASSETS / "emoji_tokenizer.safetensors")]
+    main(common + ["--reference-only"])
+    reference = json.loads(capsys.readouterr().out)
+    assert set(reference) == {"frechet_train_vs_heldout", "heldout_accuracy",
+                              "frechet_reconstructed_vs_heldout",
+                              "reconstructed_heldout_accuracy"}
+    assert 0 <= reference["reconstructed_heldout_accuracy"] <= 1
+    main(common + ["--generator-weights", str(ASSETS / "emoji_generator.safetensors"),
+                   "--out", str(root / "shipped"), "--no-timing",
+                   "--orderings", "distant 16x, without initial tokens"])
+    rows = json.loads((root / "shipped" / "results.json").read_text())["orderings"]
+    assert rows[0]["steps"] == 16 and 0 <= rows[0]["class_accuracy"] <= 1
+    with pytest.raises(ValueError, match="names preset"):
+        main(common + ["--generator-weights", str(ASSETS / "emoji_tokenizer.safetensors"),
+                       "--out", str(root / "wrong"), "--no-timing"])

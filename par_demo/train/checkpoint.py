@@ -60,11 +60,15 @@ def training_metadata(state: TrainingState) -> dict[str, str]:
     return {"training_step": str(state.step), "training_config": json.dumps(state.config)}
 
 
+def exported_metadata(path: Path) -> dict[str, str]:
+    with safe_open(str(path), "pt") as f:
+        return f.metadata() or {}
+
+
 def load_exported(path: Path) -> TrainingState:
     """Weights and step of an exported file, to continue training from it with fresh optimizer
     moments (full training states stay out of git; exported weights do not)."""
-    with safe_open(str(path), "pt") as f:
-        metadata = f.metadata() or {}
+    metadata = exported_metadata(path)
     if "training_step" not in metadata or "training_config" not in metadata:
         raise ValueError(f"{path} records no training step and config; export it with "
                          "par_demo.train.export")

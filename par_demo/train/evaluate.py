@@ -8,7 +8,9 @@ Every ordering generates the same classes with the same seeds. The Frechet dista
 classifier's features of the generated images with those of the held-out real images; class
 accuracy is the share classified as the requested class. CPU time is one guided image on
 `cpu_threads` threads, without and with a decoded preview after every step (what the app shows).
-Writes table.md, results.json and one samples_<ordering>.png per ordering.
+Writes table.md, results.json and one samples_<ordering>.png per ordering. Exported files
+(`--tokenizer-weights`, `--generator-weights`) stand in for run folders; `--reference-only` scores
+the tokenizer's reconstructions alone (no generator).
 """
 from __future__ import annotations
 
@@ -25,12 +27,16 @@ import torch
 from PIL import Image
 
 from par_demo.batch_sampling import sample_all
+from par_demo.checkpoints import load_tokenizer, load_transformer
 from par_demo.models.transformer import Transformer
 from par_demo.models.vq import VQModel
 from par_demo.orders import Schedule, build_schedule
+from par_demo.presets import EMBEDDED_GENERATIONS
 from par_demo.preview import decode_tokens, masked_preview
 from par_demo.sampler import SamplingConfig, sample_steps
+from par_demo.train.checkpoint import exported_metadata
 from par_demo.train.classifier import EmojiClassifier, load_trained_classifier, predict
+from par_demo.train.codes import exported_preset
 from par_demo.train.config import EvalConfig, profile
 from par_demo.train.emoji_data import EmojiDataset
 from par_demo.train.generator import load_trained_generator
@@ -197,11 +203,35 @@ def write_report(out: Path, results, reference, samples, data: EmojiDataset,
     return table
 
 
+def exported_tokenizer(path: Path, device) -> VQModel:
+    """An exported tokenizer with its encoder (the reconstructions need it)."""
+    preset = exported_preset(path)
+    return load_tokenizer(replace(preset, args=replace(preset.args, with_encoder=True)), path,
+                          device).eval()
+
+
+def exported_generator(path: Path, device) -> Transformer:
+    """An exported generator, built as the embedded generation its metadata names."""
+    name = exported_metadata(path).get("preset")
+    by_name = {p.name: p for p in EMBEDDED_GENERATIONS}
+    if name not in by_name:
+        raise ValueError(f"{path} names preset {name!r}; known: {', '.join(by_name)}")
+    return load_transformer(by_name[name], path, device).eval()
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", type=Path, default=Path("data/emoji64.npz"))
-    p.add_argument("--tokenizer-run", type=Path, default=Path("runs/tokenizer"))
-    p.add_argument("--generator-run", type=Path, default=Path("runs/generator"))
+    tokenizer_source = p.add_mutually_exclusive_group()
+    tokenizer_source.add_argument("--tokenizer-run", type=Path, default=Path("runs/tokenizer"))
+    tokenizer_source.add_argument("--tokenizer-weights", type=Path,
+                                  help="an exported tokenizer instead of a run folder")
+    generator_source = p.add_mutually_exclusive_group()
+    generator_source.add_argument("--generator-run", type=Path, default=Path("runs/generator"))
+    generator_source.add_argument("--generator-weights", type=Path,
+                                  help="an exported generator instead of a run folder")
+    p.add_argument("--reference-only", action="store_true",
+                   help="score the real pictures and the tokenizer's reconstructions only")
     p.add_argument("--classifier-run", type=Path, default=Path("runs/classifier"))
     p.add_argument("--out", type=Path, default=Path("runs/eval"))
     p.add_argument("--profile", default="gpu", help="toy | cpu | gpu")
@@ -227,9 +257,17 @@ def main(argv: list[str] | None = None) -> None:
             p.error(f"unknown ordering {unknown[0]!r}; choose from: {', '.join(known)}")
         config = replace(config, schedules=tuple(known[label] for label in a.orderings))
     data = EmojiDataset.load(a.data)
-    generator = load_trained_generator(a.generator_run, a.device)
-    tokenizer = load_trained_tokenizer(a.tokenizer_run, a.device)
+    tokenizer = (exported_tokenizer(a.tokenizer_weights, a.device) if a.tokenizer_weights
+                 else load_trained_tokenizer(a.tokenizer_run, a.device))
     classifier = load_trained_classifier(a.classifier_run, data.num_classes, a.device)
+    if a.reference_only:
+        heldout_features, _ = predict(classifier, data.images[data.indices("heldout")])
+        reference = real_reference(classifier, tokenizer, data, heldout_features,
+                                   config.batch_size)
+        print(json.dumps(asdict(reference)))
+        return
+    generator = (exported_generator(a.generator_weights, a.device) if a.generator_weights
+                 else load_trained_generator(a.generator_run, a.device))
     results, reference, samples = evaluate_orderings(generator, tokenizer, classifier, data,
                                                      config, timing=not a.no_timing)
     print(write_report(a.out, results, reference, samples, data, config))
