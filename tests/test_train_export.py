@@ -91,3 +91,23 @@ def test_the_second_generation_pair_exports_under_its_own_names_and_mixed_pairs_
         export_all(tokenizer, gen2_generator, tmp_path / "mixed")  # 1024-code model, 512 codes
     with pytest.raises(ValueError, match="none of the embedded generations"):
         export_all(gen2_tokenizer, generator, tmp_path / "mixed")
+
+
+def test_the_cli_exports_a_generator_alone_under_its_generation(tmp_path):
+    from dataclasses import asdict
+
+    from par_demo.presets import EMBEDDED_GEN2
+    from par_demo.train.checkpoint import TrainingState, exported_metadata, save_state
+    from par_demo.train.config import GeneratorTraining
+    from par_demo.train.export import main
+
+    model = Transformer(EMBEDDED_GEN2.args).init_weights(torch.Generator().manual_seed(0))
+    run = tmp_path / "generator_gen2"
+    save_state(run, TrainingState(1500, asdict(GeneratorTraining(model=EMBEDDED_GEN2.args)),
+                                  model.state_dict(), {}, {}))
+    main(["--generator-run", str(run), "--generator-only", "--out", str(tmp_path / "assets")])
+    path = tmp_path / "assets" / EMBEDDED_GEN2.weights.filename
+    assert exported_metadata(path)["training_step"] == "1500"
+    assert exported_metadata(path)["preset"] == EMBEDDED_GEN2.name
+    loaded = load_transformer(EMBEDDED_GEN2, path)
+    assert torch.equal(loaded.state_dict()["output.weight"], model.state_dict()["output.weight"])

@@ -5,6 +5,8 @@ decodes with its decoder; the encoder is there to tokenize a picture a visitor b
         --out assets
     python -m par_demo.train.export --tokenizer-run runs/tokenizer_gen2 --tokenizer-only \\
         --out assets       # a tokenizer whose generator is still to be trained
+    python -m par_demo.train.export --generator-run runs/generator_gen2 --generator-only \\
+        --out assets       # a generator whose tokenizer is already exported
 
 The trained architectures must equal one of the embedded generations (the generator with its
 tokenizer) or, with --tokenizer-only, one of the tokenizer presets; each file goes under its
@@ -52,11 +54,11 @@ def tokenizer_preset(model: VQModel) -> TokenizerPreset:
                      f"{', '.join(TOKENIZERS)}")
 
 
-def generator_preset(generator: Transformer, tokenizer: VQModel) -> ModelPreset:
-    """The embedded generation a trained generator and tokenizer are."""
-    tokenizer_args = replace(tokenizer.args, with_encoder=False)
+def generator_preset(generator: Transformer, tokenizer: VQModel | None = None) -> ModelPreset:
+    """The embedded generation a trained generator (and the tokenizer it goes with) are."""
+    tokenizer_args = None if tokenizer is None else replace(tokenizer.args, with_encoder=False)
     for preset in EMBEDDED_GENERATIONS:
-        if preset.args == generator.args and preset.tokenizer.args == tokenizer_args:
+        if preset.args == generator.args and tokenizer_args in (None, preset.tokenizer.args):
             return preset
     raise ValueError(f"the trained generator {generator.args} with tokenizer {tokenizer_args} "
                      f"is none of the embedded generations "
@@ -94,7 +96,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/export"))
     p.add_argument("--tokenizer-only", action="store_true",
                    help="export the tokenizer alone, under its preset's file name")
+    p.add_argument("--generator-only", action="store_true",
+                   help="export the generator alone, under its generation's file name")
     a = p.parse_args(argv)
+    if a.generator_only:
+        generator = load_trained_generator(a.generator_run)
+        preset = generator_preset(generator)
+        path = export_generator(generator, preset, a.out / preset.weights.filename,
+                                training_metadata(load_state(a.generator_run)))
+        print(f"{path} ({path.stat().st_size / 1e6:.2f} MB)")
+        return
     if a.tokenizer_only:
         tokenizer = load_trained_tokenizer(a.tokenizer_run)
         preset = tokenizer_preset(tokenizer)
