@@ -99,27 +99,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--generator-only", action="store_true",
                    help="export the generator alone, under its generation's file name")
     a = p.parse_args(argv)
+    if a.generator_only and a.tokenizer_only:
+        p.error("--generator-only and --tokenizer-only exclude each other")
     if a.generator_only:
         generator = load_trained_generator(a.generator_run)
         preset = generator_preset(generator)
-        path = export_generator(generator, preset, a.out / preset.weights.filename,
-                                training_metadata(load_state(a.generator_run)))
-        print(f"{path} ({path.stat().st_size / 1e6:.2f} MB)")
-        return
-    if a.tokenizer_only:
+        paths = [export_generator(generator, preset, a.out / preset.weights.filename,
+                                  training_metadata(load_state(a.generator_run)))]
+    elif a.tokenizer_only:
         tokenizer = load_trained_tokenizer(a.tokenizer_run)
         preset = tokenizer_preset(tokenizer)
-        path = export_tokenizer(tokenizer, preset, a.out / preset.weights.filename,
-                                training_metadata(load_state(a.tokenizer_run)))
-        print(f"{path} ({path.stat().st_size / 1e6:.2f} MB)")
-        return
-    paths = export_all(load_trained_tokenizer(a.tokenizer_run),
-                       load_trained_generator(a.generator_run), a.out,
-                       tokenizer_metadata=training_metadata(load_state(a.tokenizer_run)),
-                       generator_metadata=training_metadata(load_state(a.generator_run)))
+        paths = [export_tokenizer(tokenizer, preset, a.out / preset.weights.filename,
+                                  training_metadata(load_state(a.tokenizer_run)))]
+    else:
+        paths = export_all(load_trained_tokenizer(a.tokenizer_run),
+                           load_trained_generator(a.generator_run), a.out,
+                           tokenizer_metadata=training_metadata(load_state(a.tokenizer_run)),
+                           generator_metadata=training_metadata(load_state(a.generator_run)))
     for path in paths:
         print(f"{path} ({path.stat().st_size / 1e6:.2f} MB)")
-
 
 if __name__ == "__main__":
     main()
