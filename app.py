@@ -9,9 +9,10 @@ import threading
 
 from par_demo.presets import DEFAULT_MODEL
 from par_demo.ui.inputs import MAX_UPLOAD_BYTES
-from par_demo.ui.page import CSS, THEME, build_demo
+from par_demo.ui.page import CSS, KEPT, THEME, build_demo
 from par_demo.ui.machine import configure_cpu_threads
 from par_demo.ui.runs import warm_up
+from par_demo.ui.visitors import keep_sessions
 
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
 
@@ -28,7 +29,8 @@ def server_port() -> int:
 
 
 def session_capacity() -> int:
-    """Sessions whose state (their last run, about 0.5 MB at most) is kept; the oldest go first."""
+    """Sessions whose state (their last run and Gradio's copy of the page, about 0.6 MB) is
+    kept; over that, the oldest without an open page go first (visitors.py)."""
     return max(1, int(os.environ.get("PAR_SESSIONS", "500")))
 
 
@@ -63,4 +65,7 @@ if __name__ == "__main__":
         mcp_server=True,  # the tools of par_demo/ui/mcp_tools.py at /gradio_api/mcp/
         max_file_size=MAX_UPLOAD_BYTES,
         enable_monitoring=False,  # Gradio's /monitoring would tell anyone the traffic figures
+        prevent_thread_lock=True,
     )
+    keep_sessions(demo, KEPT)
+    demo.block_thread()

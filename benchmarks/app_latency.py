@@ -80,12 +80,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(app_dir: Path, tmp: Path) -> tuple[subprocess.Popen, str]:
+def start_app(app_dir: Path, tmp: Path, extra_env: dict | None = None
+              ) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("SPACE_ID", "SPACES_ZERO_GPU")}
     env.update(GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False",
                GRADIO_TEMP_DIR=str(tmp / "gradio"), TMPDIR=str(tmp), PYTHONUNBUFFERED="1",
                PAR_CONCURRENCY=env.get("PAR_CONCURRENCY", "4"))
+    env.update(extra_env or {})
     log = open(tmp / "app.log", "w")
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=app_dir, env=env, stdout=log,
                             stderr=subprocess.STDOUT)

@@ -8,8 +8,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -27,19 +29,21 @@ def free_port() -> int:
 class RunningApp:
     url: str
     log: Path  # everything app.py printed
+    pid: int
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
 
-@pytest.fixture(scope="session")
-def app(tmp_path_factory) -> RunningApp:
-    """`python app.py` started in a subprocess (offline, its own temp dirs), once per session."""
+@contextmanager
+def launched(tmp: Path, **env_vars: str) -> Iterator[RunningApp]:
+    """`python app.py` in a subprocess (offline, its temp dirs under `tmp`, `env_vars` added to
+    its environment), stopped on exit."""
     port = free_port()
-    tmp = tmp_path_factory.mktemp("app")
     env = {k: v for k, v in os.environ.items() if k not in ("SPACE_ID", "SPACES_ZERO_GPU")}
     env.update(GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False",
                GRADIO_TEMP_DIR=str(tmp / "gradio"), TMPDIR=str(tmp), PYTHONUNBUFFERED="1")
+    env.update(env_vars)
     log_path = tmp / "app.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log,
@@ -61,7 +65,7 @@ def app(tmp_path_factory) -> RunningApp:
                 pytest.fail(f"app.py did not answer on {url} within {START_TIMEOUT_S} s:\n"
                             f"{log_path.read_text()[-3000:]}")
             time.sleep(0.3)
-        yield RunningApp(url, log_path)
+        yield RunningApp(url, log_path, proc.pid)
     finally:
         proc.terminate()
         try:
@@ -69,3 +73,10 @@ def app(tmp_path_factory) -> RunningApp:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory) -> Iterator[RunningApp]:
+    """`python app.py` as a visitor would run it, once per session."""
+    with launched(tmp_path_factory.mktemp("app")) as running:
+        yield running

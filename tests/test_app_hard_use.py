@@ -1,6 +1,6 @@
 """Hard use of the launched app over HTTP: several hundred malformed calls over every endpoint,
-strict booleans, Stop through the API next to the client's job.cancel(), concurrent clients, the
-upload limit and Gradio's monitoring switched off."""
+strict booleans, Stop through the API (with or without inputs) next to the client's
+job.cancel(), concurrent clients, the upload limit and Gradio's monitoring switched off."""
 from __future__ import annotations
 
 import json
@@ -166,6 +166,34 @@ def test_stop_through_the_api_stops_the_callers_run_only(app):
         *_, other_details = others.result(timeout=CALL_TIMEOUT_S)
         assert other_details["complete"] and other_details["steps_done"] == 256
         wait_for_log(app, rf"run stopped after step {final_details['steps_done']} of 256")
+        return
+    pytest.fail("every run finished before Stop reached it")
+
+
+def stop_without_inputs(url: str, session: str | None) -> tuple[int, list]:
+    """Gradio's /run/stop with `data: []`: (HTTP status, the answer's data)."""
+    body = {"data": []} | ({"session_hash": session} if session else {})
+    request = urllib.request.Request(f"{url}gradio_api/run/stop", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=CALL_TIMEOUT_S) as response:
+        return response.status, json.load(response)["data"]
+
+
+def test_stop_takes_no_inputs_over_http(app):
+    nothing = "No run in progress: there was nothing to stop."
+    for session in (None, "no-such-session"):
+        code, (status, _) = stop_without_inputs(app.url, session)
+        assert code == 200 and status == nothing
+    mine = Client(app.url, verbose=False)
+    for attempt in range(6):  # as above: a run may finish before Stop reaches it
+        job = start_long_run(mine, 4 + attempt)
+        code, (status, details) = stop_without_inputs(app.url, mine.session_hash)
+        *_, final_details = job.result(timeout=CALL_TIMEOUT_S)
+        if final_details["complete"]:
+            continue
+        assert code == 200 and details == final_details and final_details["stopped"]
+        assert f"Stopped at step {final_details['steps_done']} of 256" in status
+        assert stop_without_inputs(app.url, mine.session_hash)[1][0] == nothing
         return
     pytest.fail("every run finished before Stop reached it")
 

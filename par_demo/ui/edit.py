@@ -438,7 +438,7 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
                             e.temperature, e.top_k, e.seed], e, EditCompareOut,
                            api_name="edit_compare", show_progress="minimal", **w.SCRIPTED,
                            **w.RUN)]
-    stopped = w.on(stop.click, generate.stop_run, e.run, e, generate.Stopped,
+    stopped = w.on(stop.click, generate.stop_run, None, e, generate.Stopped,
                    cancels=e.runs + e.compare_runs,
                    queue=False, api_visibility="private")
     for done in e.runs + [stopped]:

@@ -140,15 +140,15 @@ def stop_report(record: RunRecord) -> Stopped:
                    record.summary() | {"stopped": True})
 
 
-def stop_run(record: RunRecord | None, request: gr.Request = None) -> Stopped:
-    """Stop (the button or /stop): ends the caller's runs and reports where the run ended."""
+def stop_run(request: gr.Request = None) -> Stopped:
+    """Stop (the button or /stop): ends the caller's runs and reports where the run ended. It
+    takes no inputs: the caller's runs are found by session, so `/stop` takes `data: []`."""
     ended = [r.last for r in RUNS.stop(w.session_of(request)) if isinstance(r.last, RunRecord)]
-    record = ended[-1] if ended else record
-    if record is None:
+    if not ended:
         return Stopped("No run in progress: there was nothing to stop.")
-    if record.complete:
+    if ended[-1].complete:  # it finished before Stop reached it: its own line stands
         return Stopped()
-    return stop_report(record)
+    return stop_report(ended[-1])
 
 
 @dataclass
@@ -248,7 +248,7 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
                    api_name="generate", show_progress="minimal", **w.SCRIPTED, **w.RUN),
               w.on(examples.load_input_event.then, generate, inputs + [g.timings], g,
                    GenerateOut, api_visibility="private", show_progress="minimal", **w.RUN)]
-    stopped = w.on(stop.click, stop_run, g.run, g, Stopped, cancels=g.runs, api_name="stop",
+    stopped = w.on(stop.click, stop_run, None, g, Stopped, cancels=g.runs, api_name="stop",
                    queue=False, **w.SCRIPTED)
     for done in g.runs + [stopped]:
         w.on(done.success, w.replay_range, g.run, g, w.ReplayRange, **w.UI)

@@ -11,8 +11,12 @@ import gradio as gr
 from par_demo.presets import DEFAULT_MODEL, get_preset
 from par_demo.ui import compare, edit, generate, measure, understand, widgets as w
 from par_demo.ui.mcp_tools import register_mcp_tools
+from par_demo.ui.visitors import KeptSessions
 
 TABS = (generate, compare, edit, understand, measure)  # each: TITLE, TAB_ID, build(page)
+
+# the sessions the server keeps (app.py makes it Gradio's store once launched)
+KEPT = KeptSessions(idle_seconds=w.RUN_KEEP_SECONDS)
 
 TITLE = "PAR: Parallelized Autoregressive Visual Generation"
 
@@ -93,5 +97,7 @@ def build_demo() -> gr.Blocks:
         demo.load(None, None, api_text, js=f"() => {json.dumps(API_TEXT)}.replace("
                   f"{json.dumps(API_EXAMPLE_URL)}, window.location.origin + "
                   "window.location.pathname)", **w.UI)
+        demo.load(KEPT.page_opened, None, None, **w.UI)
+        demo.unload(KEPT.page_closed)
         register_mcp_tools()
     return demo

@@ -23,8 +23,8 @@ from par_demo.ui.inputs import GUIDANCE_RANGE, SEED_RANGE, TEMPERATURE_RANGE
 from par_demo.ui.machine import availability
 from par_demo.ui.runs import RunRecord
 
-# a session's last run (its replay and exports) is freed after this long untouched; Gradio frees
-# it when the page closes, and keeps at most app.py's session_capacity() sessions in all
+# a session's last run (its replay and exports) is freed after this long untouched, and when its
+# page closes; at most app.py's session_capacity() sessions are kept in all (visitors.py)
 RUN_KEEP_SECONDS = 3600
 DEFAULT_CLASS = "heart"  # the embedded model's; other models start at class 0
 UI = dict(queue=False, api_visibility="private")  # page-only events: instant, not in the API
