@@ -37,6 +37,7 @@ CANDIDATES = (
     Candidate("shipped: 256 x 3, 512 codes", SHIPPED),
     Candidate("256 x 3, 1024 codes", replace(SHIPPED, vocab_size=1024)),
     Candidate("256 x 4, 1024 codes", replace(SHIPPED, vocab_size=1024, n_layer=4)),
+    Candidate("288 x 3, 1024 codes", replace(SHIPPED, vocab_size=1024, dim=288)),
     Candidate("320 x 3, 1024 codes", replace(SHIPPED, vocab_size=1024, dim=320)),
     Candidate("320 x 4, 1024 codes", replace(SHIPPED, vocab_size=1024, dim=320, n_layer=4)),
     Candidate("256 x 5, 1024 codes", replace(SHIPPED, vocab_size=1024, n_layer=5)),
