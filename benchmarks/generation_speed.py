@@ -17,6 +17,7 @@ import time
 import numpy as np
 import torch
 
+from benchmarks.generator_sizes import summarise
 from par_demo.checkpoints import CheckpointError, load_model
 from par_demo.orders import ScheduleSpec, build_schedule
 from par_demo.presets import EMBEDDED_GENERATIONS
@@ -59,17 +60,7 @@ def measure(repeats: int) -> list[dict]:
             for m in loaded:
                 got[m.preset.name]["step"].append(step_ms(m, schedule))
                 got[m.preset.name]["decode"].append(decode_ms(m, schedule, tokens[m.preset.name]))
-    rows = []
-    for name, g in got.items():
-        row = {"generation": name}
-        for key, values in g.items():
-            row[key] = statistics.median(values)
-            row[f"{key}_spread"] = (max(values) - min(values)) / row[key]
-        rows.append(row)
-    for row in rows:
-        for key in ("step", "decode"):
-            row[f"{key}_ratio"] = row[key] / rows[0][key]
-    return rows
+    return summarise("generation", got)
 
 
 def main() -> None:

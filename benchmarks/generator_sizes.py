@@ -68,6 +68,22 @@ def training_step_seconds(model: Transformer, config: GeneratorTraining, bank) -
     return seconds
 
 
+def summarise(label: str, got: dict[str, dict[str, list[float]]]) -> list[dict]:
+    """Per name (the first is the baseline): each figure's median, spread (max - min over the
+    median) and ratio to the baseline's median."""
+    rows = []
+    for name, figures in got.items():
+        row = {label: name}
+        for key, values in figures.items():
+            row[key] = statistics.median(values)
+            row[f"{key}_spread"] = (max(values) - min(values)) / row[key]
+        rows.append(row)
+    for row in rows:
+        for key in got[rows[0][label]]:
+            row[f"{key}_ratio"] = row[key] / rows[0][key]
+    return rows
+
+
 def measure(threads: int, repeats: int) -> list[dict]:
     config = GeneratorTraining(batch_size=32)
     bank = mixture_bank(config.mixture)
@@ -82,16 +98,9 @@ def measure(threads: int, repeats: int) -> list[dict]:
                 g["step"].append(guided_step_ms(m, threads))
                 g["step_1"].append(guided_step_ms(m, 1))
             g["train"].append(training_step_seconds(m, config, bank))
-    rows = []
-    for c, m, g in zip(CANDIDATES, models, got):
-        row = {"candidate": c.name, "parameters_M": sum(p.numel() for p in m.parameters()) / 1e6}
-        for key in g:
-            row[key] = statistics.median(g[key])
-            row[f"{key}_spread"] = (max(g[key]) - min(g[key])) / row[key]
-        rows.append(row)
-    for row in rows:
-        for key in ("step", "step_1", "train"):
-            row[f"{key}_ratio"] = row[key] / rows[0][key]
+    rows = summarise("candidate", {c.name: g for c, g in zip(CANDIDATES, got)})
+    for row, m in zip(rows, models):
+        row["parameters_M"] = sum(p.numel() for p in m.parameters()) / 1e6
     return rows
 
 
