@@ -1,4 +1,4 @@
-"""The embedded generations from their files, against the shipped one in the same run (ratios).
+"""The embedded generations from their files, against the first (gen1) in the same run (ratios).
 
     python -m benchmarks.generation_speed [--threads 2] [--repeats 7] [--json out.json]
 
@@ -72,8 +72,8 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     rows = measure(a.repeats)
-    print(f"| generation | guided distant-4x step ({a.threads} threads) | vs shipped "
-          "| 64 px preview decode | vs shipped |")
+    print(f"| generation | guided distant-4x step ({a.threads} threads) | vs gen1 "
+          "| 64 px preview decode | vs gen1 |")
     print("|---|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['generation']} | {r['step']:.2f} ms (spread {r['step_spread']:.0%}) | "

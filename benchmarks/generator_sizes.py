@@ -1,4 +1,4 @@
-"""Candidate generator sizes against the shipped one, measured in the same run (ratios).
+"""Candidate generator sizes against the first generation (gen1), measured in the same run (ratios).
 
     python -m benchmarks.generator_sizes [--threads 2] [--repeats 5] [--json out.json]
 
@@ -19,7 +19,7 @@ import torch
 
 from par_demo.models.transformer import ModelArgs, Transformer
 from par_demo.orders import ScheduleSpec, build_schedule
-from par_demo.presets import EMBEDDED
+from par_demo.presets import EMBEDDED_GEN1
 from par_demo.sampler import sample_steps
 from par_demo.train.config import GeneratorTraining
 from par_demo.train.generator import teacher_forced_loss
@@ -32,22 +32,22 @@ class Candidate:
     args: ModelArgs
 
 
-SHIPPED = EMBEDDED.args
+GEN1 = EMBEDDED_GEN1.args
 CANDIDATES = (
-    Candidate("shipped: 256 x 3, 512 codes", SHIPPED),
-    Candidate("256 x 3, 1024 codes", replace(SHIPPED, vocab_size=1024)),
-    Candidate("256 x 4, 1024 codes", replace(SHIPPED, vocab_size=1024, n_layer=4)),
-    Candidate("288 x 3, 1024 codes", replace(SHIPPED, vocab_size=1024, dim=288)),
-    Candidate("320 x 3, 1024 codes", replace(SHIPPED, vocab_size=1024, dim=320)),
-    Candidate("320 x 4, 1024 codes", replace(SHIPPED, vocab_size=1024, dim=320, n_layer=4)),
-    Candidate("256 x 5, 1024 codes", replace(SHIPPED, vocab_size=1024, n_layer=5)),
+    Candidate("gen1: 256 x 3, 512 codes", GEN1),
+    Candidate("256 x 3, 1024 codes", replace(GEN1, vocab_size=1024)),
+    Candidate("256 x 4, 1024 codes", replace(GEN1, vocab_size=1024, n_layer=4)),
+    Candidate("288 x 3, 1024 codes", replace(GEN1, vocab_size=1024, dim=288)),
+    Candidate("320 x 3, 1024 codes", replace(GEN1, vocab_size=1024, dim=320)),
+    Candidate("320 x 4, 1024 codes", replace(GEN1, vocab_size=1024, dim=320, n_layer=4)),
+    Candidate("256 x 5, 1024 codes", replace(GEN1, vocab_size=1024, n_layer=5)),
 )
 
 
 def guided_step_ms(model: Transformer, threads: int) -> float:
     torch.set_num_threads(threads)
     schedule = build_schedule(ScheduleSpec(model.args.grid, "distant", 4, True))
-    steps = [e.step_seconds for e in sample_steps(model, schedule, [0], EMBEDDED.sampling,
+    steps = [e.step_seconds for e in sample_steps(model, schedule, [0], EMBEDDED_GEN1.sampling,
                                                   fast=True)]
     return 1000 * statistics.median(steps)
 
@@ -112,8 +112,8 @@ def main() -> None:
     p.add_argument("--json")
     a = p.parse_args()
     rows = measure(a.threads, a.repeats)
-    print(f"| candidate | parameters | guided step ({a.threads} threads) | vs shipped | "
-          "1 thread | vs shipped | training step (batch 32, 1 thread) | vs shipped |")
+    print(f"| candidate | parameters | guided step ({a.threads} threads) | vs gen1 | "
+          "1 thread | vs gen1 | training step (batch 32, 1 thread) | vs gen1 |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['candidate']} | {r['parameters_M']:.2f} M | {r['step']:.2f} ms "

@@ -7,7 +7,7 @@ import torch
 
 from par_demo.checkpoints import load_tokenizer
 from par_demo.classes import ASSETS
-from par_demo.presets import EMOJI_TOKENIZER
+from par_demo.presets import EMBEDDED
 from par_demo.train.codes import TokenGrids, encode_dataset, main
 from par_demo.train.config import profile
 from par_demo.train.tokenizer import encode_images, train_tokenizer
@@ -52,10 +52,11 @@ def test_cli_encodes_with_a_trained_run(trained, tmp_path):
 def test_cli_encodes_with_the_shipped_tokenizer(trained, tmp_path):
     _, data, _ = trained
     data.save(tmp_path / "emoji.npz")
-    shipped = ASSETS / EMOJI_TOKENIZER.weights.filename
+    shipped = ASSETS / EMBEDDED.tokenizer.weights.filename
     main(["--tokenizer-weights", str(shipped), "--data", str(tmp_path / "emoji.npz"),
           "--out", str(tmp_path / "codes.npz"), "--device", "cpu"])
-    with_encoder = replace(EMOJI_TOKENIZER, args=replace(EMOJI_TOKENIZER.args, with_encoder=True))
+    with_encoder = replace(EMBEDDED.tokenizer,
+                           args=replace(EMBEDDED.tokenizer.args, with_encoder=True))
     expected = encode_dataset(load_tokenizer(with_encoder, shipped), data)
     codes = TokenGrids.load(tmp_path / "codes.npz").codes
     assert np.array_equal(codes, expected.codes)

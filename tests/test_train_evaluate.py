@@ -115,6 +115,6 @@ def test_exported_files_stand_in_for_run_folders(report, capsys):
                    "--orderings", "distant 16x, without initial tokens"])
     rows = json.loads((root / "shipped" / "results.json").read_text())["orderings"]
     assert rows[0]["steps"] == 16 and 0 <= rows[0]["class_accuracy"] <= 1
-    with pytest.raises(ValueError, match="names preset"):
+    with pytest.raises(ValueError, match="no generator training config"):
         main(common + ["--generator-weights", str(ASSETS / "emoji_tokenizer.safetensors"),
                        "--out", str(root / "wrong"), "--no-timing"])

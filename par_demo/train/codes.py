@@ -19,7 +19,7 @@ from safetensors import safe_open
 
 from par_demo.checkpoints import load_tokenizer
 from par_demo.models.vq import VQModel
-from par_demo.presets import EMOJI_TOKENIZER, TOKENIZERS, TokenizerPreset
+from par_demo.presets import EMOJI_TOKENIZER_GEN1, TOKENIZERS, TokenizerPreset
 from par_demo.train.emoji_data import EmojiDataset, split_rows
 from par_demo.train.tokenizer import encode_images, load_trained_tokenizer
 
@@ -67,9 +67,10 @@ def encode_dataset(tokenizer: VQModel, data: EmojiDataset, batch: int = 256) -> 
 
 
 def exported_preset(path: Path) -> TokenizerPreset:
-    """The tokenizer preset an exported file names in its metadata (the shipped one if none)."""
+    """The tokenizer preset an exported file names in its metadata (gen1 if none: it predates
+    the metadata)."""
     with safe_open(str(path), "pt") as f:
-        name = (f.metadata() or {}).get("preset", EMOJI_TOKENIZER.name)
+        name = (f.metadata() or {}).get("preset", EMOJI_TOKENIZER_GEN1.name)
     if name not in TOKENIZERS:
         raise ValueError(f"{path} is a tokenizer of preset {name!r}; known: {', '.join(TOKENIZERS)}")
     return TOKENIZERS[name]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import get_args, get_origin, get_type_hints
 
-from par_demo.presets import EMBEDDED, EMBEDDED_GEN2, EMOJI_TOKENIZER, EMOJI_TOKENIZER_GEN2
+from par_demo.presets import EMBEDDED, EMBEDDED_GEN1, EMBEDDED_GEN2, EMOJI_TOKENIZER_GEN1, EMOJI_TOKENIZER_GEN2
 from par_demo.models.transformer import ModelArgs
 from par_demo.models.vq import VQArgs
 from par_demo.orders import ScheduleSpec
@@ -21,7 +21,7 @@ GRID = 16  # tokens per side of a 64 px image
 
 @dataclass(frozen=True)
 class TokenizerTraining:
-    vq: VQArgs = replace(EMOJI_TOKENIZER.args, with_encoder=True)
+    vq: VQArgs = replace(EMOJI_TOKENIZER_GEN1.args, with_encoder=True)
     steps: int = 20_000
     batch_size: int = 128
     optim: OptimConfig = OptimConfig(lr=4e-4, weight_decay=0.0, warmup_steps=500)
@@ -51,7 +51,7 @@ class ScheduleMixture:
 
 @dataclass(frozen=True)
 class GeneratorTraining:
-    model: ModelArgs = EMBEDDED.args
+    model: ModelArgs = EMBEDDED_GEN1.args
     mixture: ScheduleMixture = ScheduleMixture()
     steps: int = 12_000
     batch_size: int = 256
@@ -114,7 +114,7 @@ class Profile:
 
 TOKENIZER_GEN2 = replace(EMOJI_TOKENIZER_GEN2.args, with_encoder=True)
 
-_TOY_MODEL = replace(EMBEDDED.args, dim=64, n_layer=2, n_head=4)
+_TOY_MODEL = replace(EMBEDDED_GEN1.args, dim=64, n_layer=2, n_head=4)
 
 PROFILES: dict[str, Profile] = {
     "toy": Profile(

@@ -31,13 +31,13 @@ from par_demo.checkpoints import load_tokenizer, load_transformer
 from par_demo.models.transformer import Transformer
 from par_demo.models.vq import VQModel
 from par_demo.orders import Schedule, build_schedule
-from par_demo.presets import EMBEDDED_GENERATIONS
+from par_demo.presets import embedded_generation
 from par_demo.preview import decode_tokens, masked_preview
 from par_demo.sampler import SamplingConfig, sample_steps
 from par_demo.train.checkpoint import exported_metadata
 from par_demo.train.classifier import EmojiClassifier, load_trained_classifier, predict
 from par_demo.train.codes import exported_preset
-from par_demo.train.config import EvalConfig, profile
+from par_demo.train.config import EvalConfig, GeneratorTraining, from_dict, profile
 from par_demo.train.emoji_data import EmojiDataset
 from par_demo.train.generator import load_trained_generator
 from par_demo.train.metrics import frechet_distance
@@ -211,12 +211,13 @@ def exported_tokenizer(path: Path, device) -> VQModel:
 
 
 def exported_generator(path: Path, device) -> Transformer:
-    """An exported generator, built as the embedded generation its metadata names."""
-    name = exported_metadata(path).get("preset")
-    by_name = {p.name: p for p in EMBEDDED_GENERATIONS}
-    if name not in by_name:
-        raise ValueError(f"{path} names preset {name!r}; known: {', '.join(by_name)}")
-    return load_transformer(by_name[name], path, device).eval()
+    """An exported generator, built as the embedded generation its training config describes."""
+    config = json.loads(exported_metadata(path).get("training_config", "{}"))
+    if "model" not in config:
+        raise ValueError(f"{path} records no generator training config; is it a generator "
+                         "exported with par_demo.train.export?")
+    args = from_dict(GeneratorTraining, config).model
+    return load_transformer(embedded_generation(args), path, device).eval()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,7 +19,7 @@ from par_demo.checkpoints import load_tokenizer
 from par_demo.classes import ASSETS
 from par_demo.heldout import HELDOUT_CODES, HeldoutGrids, file_sha256
 from par_demo.models.vq import VQModel
-from par_demo.presets import EMOJI_TOKENIZER
+from par_demo.presets import EMBEDDED
 from par_demo.train.emoji_data import EmojiDataset
 from par_demo.train.tokenizer import encode_images
 
@@ -49,12 +49,12 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", type=Path, default=Path("data/emoji64.npz"))
     p.add_argument("--tokenizer-weights", type=Path,
-                   default=ASSETS / EMOJI_TOKENIZER.weights.filename,
+                   default=ASSETS / EMBEDDED.tokenizer.weights.filename,
                    help="an exported tokenizer with its encoder")
     p.add_argument("--per-class", type=int, default=2, help="pictures per class; 0 = all")
     p.add_argument("--out", type=Path, default=HELDOUT_CODES)
     a = p.parse_args(argv)
-    preset = replace(EMOJI_TOKENIZER, args=replace(EMOJI_TOKENIZER.args, with_encoder=True))
+    preset = replace(EMBEDDED.tokenizer, args=replace(EMBEDDED.tokenizer.args, with_encoder=True))
     tokenizer = load_tokenizer(preset, a.tokenizer_weights)
     grids = build_heldout(tokenizer, file_sha256(a.tokenizer_weights), EmojiDataset.load(a.data),
                           a.per_class)

@@ -3,7 +3,7 @@
     python -m par_demo.train.tokenizer --data data/emoji64.npz --run runs/tokenizer \\
         --profile gpu --device cuda [--resume] [--minutes 9]
     python -m par_demo.train.tokenizer --profile cpu-gen2-decoder --run runs/decoder_gen2 \\
-        --start-from assets/next/emoji_tokenizer_gen2.safetensors   # the decoder alone
+        --start-from assets/emoji_tokenizer.safetensors   # the decoder alone
 
 Loss: MSE + L1 reconstruction plus the codebook and commitment terms. Codes left unused for
 `restart_every` steps are re-seeded from current encoder outputs, which keeps the codebook in use
