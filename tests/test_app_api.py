@@ -16,6 +16,7 @@ from par_demo.orders import ScheduleSpec, build_schedule
 
 GRID = get_preset(DEFAULT_MODEL).args.grid  # 16: the embedded model's token grid
 IMAGE_PX = get_preset(DEFAULT_MODEL).image_size  # 64
+VOCAB = get_preset(DEFAULT_MODEL).args.vocab_size  # top-k's upper bound
 SHOWN_PX = IMAGE_PX * (256 // IMAGE_PX)  # enlarged crisply to 256
 DEFAULTS = dict(cfg=2.0, temperature=1.0, top_k=0, seed=0)
 LAST_FRAME_MS = 1500  # how long animation.write_* hold the finished image
@@ -114,7 +115,7 @@ def test_compare_table_matches_the_schedules(client):
     (gen_args(klass="999"), "out of range"),
     (gen_args(temperature=0), "temperature must be in 0.05..10, got 0"),
     (gen_args(cfg=-1), "guidance scale must be in 0..20, got -1"),
-    (gen_args(top_k=-3), "top-k must be in 0..512, got -3"),
+    (gen_args(top_k=-3), f"top-k must be in 0..{VOCAB}, got -3"),
     (gen_args(parallel=3), "parallelism must be one of 1x, 4x, 16x"),
     (gen_args(model="PAR-XL-4x", klass="tiger"), "PAR-XL-4x"),
 ])

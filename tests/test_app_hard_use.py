@@ -14,11 +14,12 @@ import pytest
 from gradio_client import Client
 from gradio_client.utils import Status
 
-from par_demo.presets import DEFAULT_MODEL
+from par_demo.presets import DEFAULT_MODEL, get_preset
 from par_demo.ui.inputs import MAX_UPLOAD_BYTES
 
 CALL_TIMEOUT_S = 120  # a call still unanswered by then has hung
 LOG_WAIT_S = 60
+VOCAB = get_preset(DEFAULT_MODEL).args.vocab_size  # top-k's upper bound
 
 GENERATE = dict(model=DEFAULT_MODEL, class_query="heart", parallel=16, order="distant",
                 init_tokens=True, cfg=2.0, temperature=1.0, top_k=0, seed=0)
@@ -42,7 +43,7 @@ BAD = {
     + UNICODE_DIGITS + ["4: mammal", "4: unicorn"],
     "parallel": NUMBERS + TINY + [0, 2, 3, 9, 17, 4.5],
     "order": TEXT + ["spiral", "DISTANT"], "init_tokens": BOOLEANS, "cfg": NUMBERS + [20.5],
-    "temperature": NUMBERS + TINY + [0, 0.01, 10.5], "top_k": NUMBERS + TINY + [513, 0.5],
+    "temperature": NUMBERS + TINY + [0, 0.01, 10.5], "top_k": NUMBERS + TINY + [VOCAB + 1, 0.5],
     "seed": NUMBERS + TINY + [2**31, 1.5], "orderings": ANYWHERE + [
         "distant 4x", 4, ["distant 4x"], [["distant 4x", "raster 1x"]], ["a", "b"],
         ["distant 4x", "distant 4x"], ["raster 1x", "distant 4x", "distant 16x", "raster 4x",

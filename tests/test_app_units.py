@@ -26,6 +26,7 @@ from par_demo.ui.inputs import plan_compare, plan_run
 from par_demo.ui.runs import compare_stream, compare_table, generation_stream
 
 GRID = get_preset(DEFAULT_MODEL).args.grid
+VOCAB = get_preset(DEFAULT_MODEL).args.vocab_size  # top-k's upper bound
 RELEASED = [name for name, p in PRESETS.items() if p.runs is not None]
 
 
@@ -69,7 +70,7 @@ def test_embedded_model_is_available_and_released_ones_say_why_not():
     (dict(temperature=0), "temperature must be in 0.05..10, got 0"),
     (dict(temperature=11), "temperature must be in 0.05..10, got 11"),
     (dict(cfg=None), "guidance scale must be a number in 0..20, got None"),
-    (dict(top_k=100000), "top-k must be in 0..512, got 100000"),
+    (dict(top_k=100000), f"top-k must be in 0..{VOCAB}, got 100000"),
     (dict(seed=1.5), "seed must be a whole number in 0..2147483647, got 1.5"),
     (dict(init_tokens="no"), "initial tokens must be true or false, got 'no'"),
     (dict(parallel="4"), "parallelism must be a whole number in 1..16, got '4'"),

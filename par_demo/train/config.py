@@ -1,9 +1,10 @@
 """Training configs of every stage, and the profiles that bundle them.
 
 toy: tiny architectures and a handful of steps, for the test suite.
-cpu: the shipping architectures for a few hundred steps, to check the pipeline on real data.
-gpu: the shipping architectures, sized so that each stage trains in under 20 minutes on one H100
-     (see docs/training.md for the arithmetic).
+cpu: the first generation (assets/gen1/) as trained on 2 CPU cores, and the evaluation's judge.
+gpu: the first generation's architectures, sized so that each stage trains in under 20 minutes on
+     one H100 (see docs/training.md for the arithmetic).
+cpu-gen2, cpu-gen2-decoder: the shipped second generation, trained on 2 CPU cores.
 """
 from __future__ import annotations
 
