@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import save_file
 
 from par_demo.checkpoints import load_tokenizer, load_transformer
-from par_demo.presets import EMBEDDED_GENERATIONS, TOKENIZERS, ModelPreset, TokenizerPreset
+from par_demo.presets import TOKENIZERS, ModelPreset, TokenizerPreset, embedded_generation
 from par_demo.models.transformer import Transformer
 from par_demo.models.vq import VQModel
 from par_demo.train.checkpoint import load_state, training_metadata
@@ -56,13 +56,12 @@ def tokenizer_preset(model: VQModel) -> TokenizerPreset:
 
 def generator_preset(generator: Transformer, tokenizer: VQModel | None = None) -> ModelPreset:
     """The embedded generation a trained generator (and the tokenizer it goes with) are."""
+    preset = embedded_generation(generator.args)
     tokenizer_args = None if tokenizer is None else replace(tokenizer.args, with_encoder=False)
-    for preset in EMBEDDED_GENERATIONS:
-        if preset.args == generator.args and tokenizer_args in (None, preset.tokenizer.args):
-            return preset
-    raise ValueError(f"the trained generator {generator.args} with tokenizer {tokenizer_args} "
-                     f"is none of the embedded generations "
-                     f"{', '.join(p.name for p in EMBEDDED_GENERATIONS)}")
+    if tokenizer_args not in (None, preset.tokenizer.args):
+        raise ValueError(f"the trained generator with tokenizer {tokenizer_args} is none of the "
+                         f"embedded generations: {preset.name} goes with {preset.tokenizer.name}")
+    return preset
 
 
 def export_generator(model: Transformer, preset: ModelPreset, path: Path,
