@@ -147,7 +147,7 @@ def export_compare_files(records, overlay, frame_ms, request: gr.Request = None)
     done = export_compare(records, overlay, frame_ms, w.session_of(request))
     note = (f"{w.frames_text(done, 'tick of the step clock')}: all panels on one step clock, "
             f"each holding its last frame when done; {frame_ms} ms each.")
-    return w.ExportOut(str(done.gif), str(done.mp4), str(done.gif), note)
+    return w.ExportOut.of(done, note)
 
 
 def build(page: SimpleNamespace) -> SimpleNamespace:

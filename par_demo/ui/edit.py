@@ -237,7 +237,7 @@ def export_edit_files(record, overlay, frame_ms, request: gr.Request = None) -> 
     done = export_run(record, overlay, frame_ms, w.session_of(request))
     note = (f"{w.frames_text(done, 'step')}, {frame_ms} ms each, "
             f"{'with' if overlay else 'without'} the Figure 3 overlay (kept cells crossed).")
-    return w.ExportOut(str(done.gif), str(done.mp4), str(done.gif), note)
+    return w.ExportOut.of(done, note)
 
 
 @dataclass

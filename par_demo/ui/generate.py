@@ -188,7 +188,7 @@ def export_run_files(record, overlay, frame_ms, request: gr.Request = None) -> w
     done = export_run(record, overlay, frame_ms, w.session_of(request))
     note = (f"{w.frames_text(done, 'step')}, {frame_ms} ms each, "
             f"{'with' if overlay else 'without'} the Figure 3 overlay.")
-    return w.ExportOut(str(done.gif), str(done.mp4), str(done.gif), note)
+    return w.ExportOut.of(done, note)
 
 
 # ---------------------------------------------------------------- the tab

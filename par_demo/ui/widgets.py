@@ -259,6 +259,11 @@ class ExportOut:
     animation: Any
     note: Any
 
+    @classmethod
+    def of(cls, done, note: str) -> ExportOut:
+        """The download buttons and the preview for finished files (an export.Exported)."""
+        return cls(str(done.gif), str(done.mp4), str(done.gif), note)
+
 
 def reset_downloads() -> ExportOut:
     """A new run makes the previous files stale: empty and disable the download buttons."""
