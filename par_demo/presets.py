@@ -149,9 +149,9 @@ EMBEDDED_GEN2 = replace(
     args=replace(EMBEDDED_GEN1.args, dim=288, vocab_size=EMOJI_TOKENIZER_GEN2.args.codebook_size),
     weights=WeightSource("emoji_generator.safetensors"),
     tokenizer=EMOJI_TOKENIZER_GEN2,
-    # guidance 4 (step 4800, temperature 0.9, 1536 distant-4x samples): class accuracy 44.9 %
-    # at 3, 48.6 % at 4, 48.7 % at 4.5, 50.1 % at 5, with the Frechet distance 8.71, 8.78,
-    # 9.02, 9.03; 4 is the highest that keeps it under issue 19's 9 (assets/MODEL_CARD.md)
+    # guidance 4 (temperature 0.9, 1536 distant-4x samples): at step 4800 class accuracy 44.9 %
+    # at 3, 48.6 % at 4, 50.1 % at 5 with Frechet distances 8.71, 8.78, 9.03; at step 9000 (the
+    # shipped file, another judge) 51.1 % and 8.90 at 4, 47.7 % and 9.72 at 5 (MODEL_CARD.md)
     sampling=SamplingConfig(cfg_scale=4.0, temperature=0.9))
 EMBEDDED = EMBEDDED_GEN2  # what the app runs; gen1 stays for training and comparisons
 EMBEDDED_GENERATIONS = (EMBEDDED_GEN1, EMBEDDED_GEN2)
