@@ -102,6 +102,16 @@ def emoji_classes() -> ClassNames:
                       tuple((c["name"].lower(),) for c in table))
 
 
+@lru_cache(maxsize=None)
+def per_emoji_classes() -> ClassNames:
+    """One class per training emoji (the third generation): its name, then its short names and
+    the emoji character itself, so "owl", "🦉" and "red apple" all find their class."""
+    table = json.loads((ASSETS / "emoji_classes_gen3.json").read_text())
+    return ClassNames(tuple(c["name"] for c in table),
+                      tuple((c["name"], *(s.replace("_", " ") for s in c["short_names"]),
+                             c["char"]) for c in table))
+
+
 def numbered_classes(count: int) -> ClassNames:
     """Placeholder names for models trained without a name table (test checkpoints)."""
     names = tuple(f"class {i}" for i in range(count))
@@ -109,9 +119,11 @@ def numbered_classes(count: int) -> ClassNames:
 
 
 def class_table(kind: str, count: int) -> ClassNames:
-    """The names of a preset's classes: "imagenet", "emoji" or "numbered"."""
+    """The names of a preset's classes: "imagenet", "emoji", "emoji-per-emoji" or "numbered"."""
     if kind == "imagenet":
         return imagenet_classes()
     if kind == "emoji":
         return emoji_classes()
+    if kind == "emoji-per-emoji":
+        return per_emoji_classes()
     return numbered_classes(count)

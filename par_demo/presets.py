@@ -153,8 +153,14 @@ EMBEDDED_GEN2 = replace(
     # at 3, 48.6 % at 4, 50.1 % at 5 with Frechet distances 8.71, 8.78, 9.03; at step 9000 (the
     # shipped file, another judge) 51.1 % and 8.90 at 4, 47.7 % and 9.72 at 5 (MODEL_CARD.md)
     sampling=SamplingConfig(cfg_scale=4.0, temperature=0.9))
+# The third generation (issue 32): the gen2 architecture with one class per training emoji
+# (assets/emoji_classes_gen3.json), warm-started from gen2 with each emoji's embedding at its group's
+EMBEDDED_GEN3 = replace(
+    EMBEDDED_GEN2, name="PAR-emoji gen3 (one class per emoji)",
+    args=replace(EMBEDDED_GEN2.args, num_classes=1714),
+    weights=WeightSource("gen3/emoji_generator.safetensors"), classes="emoji-per-emoji")
 EMBEDDED = EMBEDDED_GEN2  # what the app runs; gen1 stays for training and comparisons
-EMBEDDED_GENERATIONS = (EMBEDDED_GEN1, EMBEDDED_GEN2)
+EMBEDDED_GENERATIONS = (EMBEDDED_GEN1, EMBEDDED_GEN2, EMBEDDED_GEN3)
 
 
 def embedded_generation(args: ModelArgs) -> ModelPreset:

@@ -131,11 +131,13 @@ def tiny_catalogue() -> list[dict]:
         for k in range(EMOJI_PER_SUBCATEGORY):
             code = f"{0x1F600 + 16 * s + k:X}"
             entries.append({"unified": code, "image": f"{code.lower()}.png", "subcategory": sub,
+                            "name": f"{sub.upper()} NUMBER {k}", "short_names": [f"{sub}_{k}"],
                             "sort_order": 10 * s + k, "has_img_google": True,
                             # one emoji without a Twitter drawing
                             "has_img_twitter": not (s == 0 and k == 0),
                             "has_img_apple": True})
     hand = {"unified": "1F44B", "image": "1f44b.png", "subcategory": "hand-fingers-open",
+            "name": "WAVING HAND SIGN", "short_names": ["wave"],
             "sort_order": 99, "has_img_google": True, "has_img_twitter": True,
             "skin_variations": {tone: {"unified": f"1F44B-{tone}",
                                        "image": f"1f44b-{tone.lower()}.png",

@@ -31,6 +31,8 @@ class TokenGrids:
     heldout: np.ndarray  # [N] bool
     codebook_size: int
     class_names: tuple[str, ...]
+    # each class's 32-way group where classes are finer than groups (one class per emoji)
+    class_groups: tuple[str, ...] | None = None
 
     @property
     def grid(self) -> int:
@@ -40,6 +42,10 @@ class TokenGrids:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return self.class_groups or self.class_names
+
     def indices(self, split: str) -> np.ndarray:
         return split_rows(self.heldout, split)
 
@@ -47,7 +53,8 @@ class TokenGrids:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, codes=self.codes, labels=self.labels, heldout=self.heldout,
                             meta=np.array(json.dumps({"codebook_size": self.codebook_size,
-                                                      "class_names": self.class_names})))
+                                                      "class_names": self.class_names,
+                                                      "class_groups": self.class_groups})))
 
     @classmethod
     def load(cls, path: Path) -> "TokenGrids":
@@ -55,7 +62,9 @@ class TokenGrids:
             meta = json.loads(str(f["meta"]))
             return cls(codes=f["codes"], labels=f["labels"].astype(np.int64), heldout=f["heldout"],
                        codebook_size=int(meta["codebook_size"]),
-                       class_names=tuple(meta["class_names"]))
+                       class_names=tuple(meta["class_names"]),
+                       class_groups=tuple(meta["class_groups"]) if meta.get("class_groups")
+                       else None)
 
 
 def encode_dataset(tokenizer: VQModel, data: EmojiDataset, batch: int = 256) -> TokenGrids:

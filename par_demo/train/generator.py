@@ -87,8 +87,8 @@ class GeneratorStage(Stage):
         idx = grids.indices("train")
         self.codes = torch.as_tensor(grids.codes[idx], device=device).long().flatten(2)  # [N,2,L]
         self.labels = torch.as_tensor(grids.labels[idx], device=device)
-        self.flippable = torch.tensor([name not in config.unflipped_classes
-                                       for name in grids.class_names], device=device)
+        self.flippable = torch.tensor([group not in config.unflipped_classes
+                                       for group in grids.groups], device=device)
 
     def loss(self, g: torch.Generator) -> dict[str, torch.Tensor]:
         c, device = self.config, self.device
