@@ -65,8 +65,12 @@ class ClassNames:
         return f"{name!r} names other classes ({self._listed(matches)})"
 
     def _matches(self, text: str) -> list[int]:
-        """The classes a name answers to exactly, else those with a name that contains it."""
+        """The class of that name, else the classes it is another name of ("dog" is the dog, not
+        the dog face whose short name it also is), else those with a name that contains it."""
         key = text.lower()
+        named = [i for i, name in enumerate(self.names) if name.lower() == key]
+        if named:
+            return named
         exact = [i for i, syn in enumerate(self.synonyms) if key in syn]
         return exact or [i for i, syn in enumerate(self.synonyms) if any(key in s for s in syn)]
 

@@ -113,3 +113,8 @@ def test_the_widened_generator_draws_each_emoji_as_the_group_model_drew_its_grou
     assert np.array_equal(before, after)
     saved = json.loads(exported_metadata(tmp_path / "gen3.safetensors")["training_config"])
     assert saved["model"]["num_classes"] == len(table)
+
+
+def test_a_class_name_wins_over_another_class_short_name_of_the_same_words():
+    names = ClassNames(("dog face", "dog"), (("dog face", "dog"), ("dog",)))
+    assert names.resolve("dog") == 1 and names.resolve("dog face") == 0
