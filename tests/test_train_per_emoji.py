@@ -19,7 +19,7 @@ from par_demo.train.codes import TokenGrids, encode_dataset
 from par_demo.train.config import GeneratorTraining, profile
 from par_demo.train.generator import GeneratorStage
 from par_demo.train.per_emoji import (CLASS_EMBEDDING, build_table, catalogue_entries,
-                                      relabel, widen_generator)
+                                      heldout_siblings, relabel, widen_generator)
 from support import tiny_dataset, write_tiny_packages
 
 
@@ -118,3 +118,16 @@ def test_the_widened_generator_draws_each_emoji_as_the_group_model_drew_its_grou
 def test_a_class_name_wins_over_another_class_short_name_of_the_same_words():
     names = ClassNames(("dog face", "dog"), (("dog face", "dog"), ("dog",)))
     assert names.resolve("dog") == 1 and names.resolve("dog face") == 0
+
+
+def test_each_held_out_emoji_is_edited_as_its_nearest_training_sibling(data, packages, table):
+    catalogue = catalogue_entries(packages)
+    siblings = heldout_siblings(data, catalogue, table)
+    held = set(data.group[data.indices("heldout")].tolist())
+    assert set(siblings) == held
+    for emoji, index in siblings.items():
+        group = int(data.labels[data.group == emoji][0])
+        assert table[index]["group"] == group and table[index]["emoji"] not in held
+        gap = abs(catalogue[table[index]["emoji"]]["sort_order"] - catalogue[emoji]["sort_order"])
+        assert all(gap <= abs(catalogue[c["emoji"]]["sort_order"] - catalogue[emoji]["sort_order"])
+                   for c in table if c["group"] == group)

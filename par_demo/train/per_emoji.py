@@ -10,7 +10,8 @@ are folded into their base emoji by the dataset already), in the dataset's order
 groups of the second generation, catalogue order inside each. Each entry keeps its group, so
 grids, the evaluation and Measure can still be summarised by group. Held-out emoji get no class:
 their rows are labelled with the null class, so the held-out loss is the unconditional one and
-no held-out drawing is ever trained on.
+no held-out drawing is ever trained on. Each held-out emoji is given the class of its nearest
+training sibling (same group, nearest in catalogue order), for editing its pictures.
 
 `--widen` turns the shipped 32-class generator into a warm start of the per-emoji model: each
 emoji's class embedding starts as its group's, the null class stays the null class.
@@ -34,6 +35,7 @@ from par_demo.train.config import GeneratorTraining, from_dict
 from par_demo.train.emoji_data import CATALOGUE_PACKAGE, EmojiDataset, read_member, tarball
 
 TABLE = ASSETS / "emoji_classes_gen3.json"
+SIBLINGS = ASSETS / "emoji_heldout_siblings.json"
 CLASS_EMBEDDING = "cls_embedding.embedding_table.weight"
 
 
@@ -61,6 +63,19 @@ def build_table(data: EmojiDataset, catalogue: dict[str, dict]) -> list[dict]:
         raise ValueError("two training emoji share a catalogue name; the class table needs "
                          "unique names")
     return table
+
+
+def heldout_siblings(data: EmojiDataset, catalogue: dict[str, dict],
+                     table: list[dict]) -> dict[str, int]:
+    """For each held-out emoji, the class of the training emoji of its group that is nearest in
+    catalogue order: what an unseen picture is edited as, since it has no class of its own."""
+    order = {e: catalogue[e]["sort_order"] for e in catalogue}
+    held = data.indices("heldout")
+    out = {}
+    for emoji, group in dict(zip(data.group[held].tolist(), data.labels[held].tolist())).items():
+        siblings = [i for i, c in enumerate(table) if c["group"] == group]
+        out[emoji] = min(siblings, key=lambda i: abs(order[table[i]["emoji"]] - order[emoji]))
+    return out
 
 
 def relabel(grids: TokenGrids, data: EmojiDataset, table: list[dict]) -> TokenGrids:
@@ -102,13 +117,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--packages", type=Path, default=Path("data/npm"),
                    help="folder holding emoji-datasource's tarball (emoji_data fetches it)")
     p.add_argument("--table", type=Path, default=TABLE)
+    p.add_argument("--siblings", type=Path, default=SIBLINGS)
     p.add_argument("--widen", type=Path, help="a 32-class generator to warm-start from")
     p.add_argument("--widened", type=Path, default=Path("runs/gen3_start.safetensors"))
     a = p.parse_args(argv)
     data = EmojiDataset.load(a.data)
-    table = build_table(data, catalogue_entries(a.packages))
+    catalogue = catalogue_entries(a.packages)
+    table = build_table(data, catalogue)
     rows = ",\n".join(json.dumps(c, ensure_ascii=False) for c in table)  # a class per line
     a.table.write_text(f"[\n{rows}\n]\n")
+    siblings = heldout_siblings(data, catalogue, table)
+    a.siblings.write_text(json.dumps(siblings, indent=0) + "\n")
     relabel(TokenGrids.load(a.codes), data, table).save(a.out_codes)
     print(f"{len(table)} classes -> {a.table}; per-emoji labels -> {a.out_codes}")
     if a.widen is not None:
