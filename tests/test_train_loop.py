@@ -5,10 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from par_demo.models.transformer import Transformer
 from par_demo.train.checkpoint import load_state
 from par_demo.train.config import profile
 from par_demo.train.loop import Stage, train
-from par_demo.train.runtime import MetricsLog, OptimConfig
+from par_demo.train.runtime import MetricsLog, OptimConfig, adamw, set_learning_rate
 
 CONFIG = replace(profile("toy").classifier, steps=7, log_every=3, save_every=5,
                  optim=OptimConfig(lr=1e-2, warmup_steps=2, grad_clip=0.5))
@@ -94,3 +95,14 @@ def test_resumed_chunks_equal_the_uninterrupted_run(tmp_path):
     with pytest.raises(ValueError, match="batch_size"):
         train(replace(CONFIG, batch_size=3), Regression, tmp_path / "b", "cpu", resume=True,
               quiet=True)
+
+
+def test_a_learning_rate_scale_applies_to_the_parameters_it_names_only():
+    model = Transformer(profile("toy").generator.model)
+    optimizer = adamw(model, OptimConfig(lr=1e-3, lr_scales=(("cls_embedding", 10.0),)))
+    set_learning_rate(optimizer, 1e-3)
+    rate_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    for name, p in model.named_parameters():
+        expected = 1e-2 if "cls_embedding" in name else 1e-3
+        assert rate_of[id(p)] == pytest.approx(expected), name
+    assert optimizer.param_groups[0]["weight_decay"] > 0, "the decayed matrices come first"

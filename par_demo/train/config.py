@@ -163,11 +163,13 @@ PROFILES: dict[str, Profile] = {
     # (assets/emoji_classes_gen3.json), warm-started from the shipped gen2 file widened by
     # par_demo.train.per_emoji; its codes are data/emoji64_extra_codes_gen3.npz
     "cpu-gen3": Profile(
-        # 1200 steps: about 7 s each at one thread on the shared 2-core machine, so the pilot's
-        # cosine ends inside the session (planned for 3000 when the rate was unknown)
+        # phase 2 of the pilot (phase 1: 400 steps at one rate, from the widened gen2 file):
+        # the class embedding at 10x the rate, since each of its rows is drawn once in about 50
+        # steps; 900 steps at about 5 s each on the shared 2-core machine end inside the session
         generator=GeneratorTraining(model=replace(EMBEDDED_GEN2.args, num_classes=GEN3_CLASSES),
-                                    steps=1200, batch_size=32, log_every=50, save_every=200,
-                                    optim=OptimConfig(lr=6e-4, warmup_steps=30)),
+                                    steps=900, batch_size=32, log_every=50, save_every=100,
+                                    optim=OptimConfig(lr=6e-4, warmup_steps=30,
+                                                      lr_scales=(("cls_embedding", 10.0),))),
     ),
     # a decoder-only phase of the gen2 tokenizer (--start-from its exported file): sharper
     # pictures from the same codes, so the gen2 generator's training stays valid
