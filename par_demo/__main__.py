@@ -6,7 +6,8 @@
     python -m par_demo sample --num-images 50000 --batch 64 --out samples.npz  # or under torchrun
     python -m par_demo models
     python -m par_demo fetch PAR-XL-4x
-    python -m par_demo dependency --image face.png --cell 8,8 --class 0 --out map.png
+    python -m par_demo dependency --cell 8,8 --out map.png  # the paper's estimator
+    python -m par_demo dependency --method model --image face.png --cell 8,8 --class 0
 """
 from __future__ import annotations
 
@@ -170,32 +171,67 @@ def _nats(map_GG: np.ndarray) -> list[list[float]]:
 
 
 def cmd_dependency(a: argparse.Namespace) -> int:
+    from par_demo.dependency import information_rings
+
+    if a.method == "estimator":
+        result, image, extra = _estimated_dependency(a)
+        entropy = [[None if v != v else v for v in row] for row in _nats(result.entropy)]
+    else:
+        result, image, extra = _model_dependency(a)
+        entropy = _nats(result.entropy)
+    image.save(a.out)
+    rings = information_rings(result.cell, np.nan_to_num(result.information))
+    print(json.dumps({
+        "method": a.method, "cell": list(result.cell), **extra,
+        "information_by_distance": {k: round(v, 4) for k, v in rings.items()},
+        "entropy": entropy, "prior_entropy": _nats(result.prior_entropy), "out": a.out,
+    }))
+    return 0
+
+
+def _estimated_dependency(a: argparse.Namespace):
+    from par_demo.dependency_figures import draw_estimated_map
+    from par_demo.training_codes import shipped_estimator
+
+    for given, field in ((a.image, "--image"), (a.class_, "--class"), (a.model, "--model")):
+        if given is not None:
+            raise ValueError(f"{field}: the estimator measures over the shipped training "
+                             f"pictures, not one picture or model; add --method model for that")
+    estimator = shipped_estimator()
+    cell = _check_cell(a.cell, estimator.grid)
+    result = estimator.dependency_map(cell)
+    return result, draw_estimated_map(result), {"pictures": result.pictures,
+                                                 "information_error": round(result.error, 4)}
+
+
+def _model_dependency(a: argparse.Namespace):
     from par_demo.checkpoints import load_model
     from par_demo.dependency import DependencyUnsupported, dependency_map, dependency_refusal
     from par_demo.dependency_figures import draw_dependency
     from par_demo.editing import encode_picture, load_editing_tokenizer
     from par_demo.pictures import read_picture
-    from par_demo.presets import get_preset
+    from par_demo.presets import DEFAULT_MODEL, get_preset
 
-    preset = get_preset(a.model)
+    preset = get_preset(a.model or DEFAULT_MODEL)
     refusal = dependency_refusal(preset)
     if refusal:
         raise DependencyUnsupported(refusal)
-    G = preset.args.grid
-    if not all(0 <= v < G for v in a.cell):
-        raise ValueError(f"--cell must be ROW,COL with both in 0..{G - 1}, got "
-                         f"{a.cell[0]},{a.cell[1]}")
+    cell = _check_cell(a.cell, preset.args.grid)
+    if a.image is None:
+        raise ValueError("--image: the model method measures one picture; give its file")
     class_id = None if a.class_ is None else preset.class_names().resolve(a.class_)
     picture = read_picture(a.image, preset.image_size, field="--image")
     tokens = encode_picture(load_editing_tokenizer(preset), picture).tokens
-    result = dependency_map(load_model(preset).transformer, tokens, a.cell, class_id)
-    draw_dependency(result, picture.image).save(a.out)
-    print(json.dumps({
-        "model": preset.name, "cell": list(a.cell), "class": class_id,
-        "entropy": _nats(result.entropy), "prior_entropy": _nats(result.prior_entropy),
-        "out": a.out,
-    }))
-    return 0
+    result = dependency_map(load_model(preset).transformer, tokens, cell, class_id)
+    return result, draw_dependency(result, picture.image), {"model": preset.name,
+                                                            "class": class_id}
+
+
+def _check_cell(cell: tuple[int, int], grid: int) -> tuple[int, int]:
+    if not all(0 <= v < grid for v in cell):
+        raise ValueError(f"--cell must be ROW,COL with both in 0..{grid - 1}, got "
+                         f"{cell[0]},{cell[1]}")
+    return cell
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,17 +293,20 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_fetch)
 
     p = sub.add_parser("dependency", help="how much knowing one cell's token tells about every "
-                                          "other cell of a picture (the paper's Figure 9)")
-    p.add_argument("--image", required=True, help="a picture; fitted on white to the model's size")
+                                          "other cell (the paper's Figure 9)")
     p.add_argument("--cell", type=_cell, required=True, help="the known cell: ROW,COL")
+    p.add_argument("--method", choices=("estimator", "model"), default="estimator",
+                   help="estimator: the paper's, over the shipped training emoji (no picture); "
+                        "model: what the embedded model believes about one picture")
+    p.add_argument("--image", default=None, help="model: the picture, fitted on white")
     p.add_argument("--class", dest="class_", default=None,
-                   help="class index or name (default: unconditional)")
-    p.add_argument("--model", default=None, help="a preset name (default: the embedded model)")
+                   help="model: class index or name (default: unconditional)")
+    p.add_argument("--model", default=None, help="model: a preset name (default: the embedded)")
     p.add_argument("--out", default="dependency.png")
     p.set_defaults(func=cmd_dependency)
 
     a = parser.parse_args(argv)
-    if a.command in ("generate", "edit", "dependency", "sample") and a.model is None:
+    if a.command in ("generate", "edit", "sample") and a.model is None:
         from par_demo.presets import DEFAULT_MODEL
 
         a.model = DEFAULT_MODEL

@@ -261,3 +261,13 @@ def information_by_distance(maps: list[DependencyMap]) -> dict[int, float]:
         for d in range(1, int(distance.max()) + 1):
             sums.setdefault(d, []).extend(info[distance == d].tolist())
     return {d: float(np.mean(v)) for d, v in sorted(sums.items())}
+
+
+def information_rings(cell: tuple[int, int], information_GG: np.ndarray) -> dict[str, float]:
+    """Mean information at Chebyshev distance 1, 2, 3 and 4 or more from `cell` (nats): the
+    numbers the paper's Figure 9 is read by."""
+    G = information_GG.shape[0]
+    rows, cols = np.indices((G, G))
+    distance = np.maximum(abs(rows - cell[0]), abs(cols - cell[1]))
+    rings = {str(d): distance == d for d in (1, 2, 3)} | {"4+": distance >= 4}
+    return {name: float(information_GG[ring].mean()) for name, ring in rings.items() if ring.any()}

@@ -3,6 +3,7 @@ real pictures' codebook features. Checked against data whose dependencies are kn
 import numpy as np
 import pytest
 
+from par_demo.dependency_figures import draw_estimated_increase, draw_estimated_map, negative_note
 from par_demo.estimator import (DependencyEstimator, EstimatorConfig, codebook_features,
                                 gaussian_bound)
 from par_demo.estimator_orders import FoldGram, context_radius_bounds, entropy_increase
@@ -143,3 +144,16 @@ def test_distant_orders_lose_less_than_raster_on_the_shipped_emoji(shipped):
     assert raster.mean_increase > 3 * distant.mean_increase + raster.error + distant.error
     bounds = context_radius_bounds(gram, (1, 2))
     assert bounds[2] < bounds[1]
+
+
+def test_negative_information_is_drawn_only_with_a_sentence_that_explains_it():
+    estimator = DependencyEstimator(codebook_features(row_chains(400, copy=0.0), unit_codebook()))
+    m = estimator.dependency_map((1, 1))
+    assert (m.information < 0).any(), "independent cells: about half fall below 0"
+    assert "within the\nestimation error" in negative_note(m.information, m.error)
+    assert "beyond the estimation error" in negative_note(m.information, 0.0)
+    assert "none below 0" in negative_note(np.abs(m.information), m.error)
+    assert draw_estimated_map(m).mode == "RGB"
+    gram = FoldGram(estimator)
+    assert draw_estimated_increase([entropy_increase(gram, ScheduleSpec(grid=GRID, parallel=4),
+                                                     context_radius=1)]).mode == "RGB"
