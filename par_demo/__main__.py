@@ -195,13 +195,48 @@ def _estimated_dependency(a: argparse.Namespace):
 
     for given, field in ((a.image, "--image"), (a.class_, "--class"), (a.model, "--model")):
         if given is not None:
-            raise ValueError(f"{field}: the estimator measures over the shipped training "
-                             f"pictures, not one picture or model; add --method model for that")
-    estimator = shipped_estimator()
+            raise ValueError(f"{field}: the estimator measures over many pictures, not one "
+                             f"picture or model; add --method model for that")
+    extra = {}
+    if a.pictures is None:
+        for given, field in ((a.tokenizer, "--tokenizer"), (a.tokenizer_weights,
+                                                            "--tokenizer-weights")):
+            if given is not None:
+                raise ValueError(f"{field}: only with --pictures (the shipped training codes "
+                                 f"come from the embedded tokenizer)")
+        estimator = shipped_estimator()
+    else:
+        estimator, extra = _folder_estimator(a)
     cell = _check_cell(a.cell, estimator.grid)
     result = estimator.dependency_map(cell)
-    return result, draw_estimated_map(result), {"pictures": result.pictures,
+    return result, draw_estimated_map(result), {"pictures": result.pictures, **extra,
                                                  "information_error": round(result.error, 4)}
+
+
+def _folder_estimator(a: argparse.Namespace):
+    """The estimator over a folder of pictures through a tokenizer (ImageNet and VQ-16 for the
+    paper's own measurement)."""
+    from par_demo.checkpoints import load_tokenizer, weight_file
+    from par_demo.estimator import DependencyEstimator, codebook_features
+    from par_demo.folder_codes import encode_folder, picture_files, tokenizer_codebook
+    from par_demo.presets import EMBEDDED, TOKENIZERS, VQ16
+
+    presets = {**TOKENIZERS, VQ16.name: VQ16}
+    name = a.tokenizer or EMBEDDED.tokenizer.name
+    if name not in presets:
+        raise ValueError(f"--tokenizer must be one of {', '.join(presets)}, got {name!r}")
+    preset = replace(presets[name], args=replace(presets[name].args, with_encoder=True))
+    path = Path(a.tokenizer_weights) if a.tokenizer_weights else weight_file(preset.weights)
+    tokenizer = load_tokenizer(preset, path).eval()
+    size = a.image_size or 16 * preset.args.downsample
+    if size < preset.args.downsample or size % preset.args.downsample:
+        raise ValueError(f"--image-size must be a multiple of the tokenizer's "
+                         f"{preset.args.downsample} pixels a token, got {size}")
+    if a.limit is not None and a.limit < 1:
+        raise ValueError(f"--limit must be 1 or more, got {a.limit}")
+    folder = encode_folder(tokenizer, picture_files(Path(a.pictures), a.limit), size)
+    estimator = DependencyEstimator(codebook_features(folder.codes, tokenizer_codebook(tokenizer)))
+    return estimator, {"tokenizer": name, "image_size": size, "skipped": list(folder.skipped)}
 
 
 def _model_dependency(a: argparse.Namespace):
@@ -212,6 +247,11 @@ def _model_dependency(a: argparse.Namespace):
     from par_demo.pictures import read_picture
     from par_demo.presets import DEFAULT_MODEL, get_preset
 
+    for given, field in ((a.pictures, "--pictures"), (a.tokenizer, "--tokenizer"),
+                         (a.tokenizer_weights, "--tokenizer-weights"),
+                         (a.image_size, "--image-size"), (a.limit, "--limit")):
+        if given is not None:
+            raise ValueError(f"{field}: only with the estimator (--method estimator)")
     preset = get_preset(a.model or DEFAULT_MODEL)
     refusal = dependency_refusal(preset)
     if refusal:
@@ -298,6 +338,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--method", choices=("estimator", "model"), default="estimator",
                    help="estimator: the paper's, over the shipped training emoji (no picture); "
                         "model: what the embedded model believes about one picture")
+    p.add_argument("--pictures", default=None,
+                   help="estimator: a folder of pictures (sub-folders too; e.g. ImageNet) "
+                        "instead of the shipped training emoji")
+    p.add_argument("--tokenizer", default=None,
+                   help="estimator with --pictures: a tokenizer preset, e.g. VQ-16 (LlamaGen's; "
+                        "default: the embedded emoji tokenizer)")
+    p.add_argument("--tokenizer-weights", default=None,
+                   help="estimator with --pictures: the tokenizer's file (default: the preset's)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="estimator with --pictures: pictures are centre-cropped to this side "
+                        "(default: 16 tokens a side)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="estimator with --pictures: the first N pictures in path order (the "
+                        "paper: 10000)")
     p.add_argument("--image", default=None, help="model: the picture, fitted on white")
     p.add_argument("--class", dest="class_", default=None,
                    help="model: class index or name (default: unconditional)")

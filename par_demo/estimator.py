@@ -25,6 +25,9 @@ import numpy as np
 class EstimatorConfig:
     folds: int = 5  # out-of-fold residuals: each predictor is scored on pictures it never saw
     ridge: float = 1e-4  # per picture, on the predictors' Gram diagonal: collinear cells stay solvable
+    # added to every residual variance: a cell whose token never changes would bound at -inf;
+    # a real cell's variance per dimension is 1e-2 or more, so it moves a bound by < 1e-3 nats
+    variance_floor: float = 1e-6
     error_sigmas: float = 4.0  # spread of the null map in the stated error: all G*G-1 cells at once
     seed: int = 0  # which pictures share a fold, and the shuffle of the null map
 
@@ -95,10 +98,11 @@ class Bound:
     per_fold: np.ndarray  # [K, Q] nats, from each fold's residuals alone
 
 
-def bound_from_errors(errors_KQDD: np.ndarray, counts_K: np.ndarray) -> Bound:
-    pooled = errors_KQDD.sum(0) / counts_K.sum()
+def bound_from_errors(errors_KQDD: np.ndarray, counts_K: np.ndarray, floor: float) -> Bound:
+    floor_DD = floor * np.eye(errors_KQDD.shape[-1])
+    pooled = errors_KQDD.sum(0) / counts_K.sum() + floor_DD
     return Bound(gaussian_bound(pooled),
-                 gaussian_bound(errors_KQDD / counts_K[:, None, None, None]))
+                 gaussian_bound(errors_KQDD / counts_K[:, None, None, None] + floor_DD))
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,7 @@ class DependencyEstimator:
         xx = per_fold(self.fold, K, x, x)
         xy = per_fold(self.fold, K, x, self.flat).reshape(K, x.shape[1], L, D)
         return bound_from_errors(out_of_fold_errors(xx, xy, self.yy, self.ridge_per_fold()),
-                                 self.counts)
+                                 self.counts, self.config.variance_floor)
 
     @functools.cached_property
     def prior(self) -> Bound:

@@ -48,7 +48,8 @@ class FoldGram:
         xy = g[:, x][:, :, y][:, :, None, :]
         yy = g[:, y][:, :, y][:, None]
         est = self.estimator
-        bound = bound_from_errors(out_of_fold_errors(xx, xy, yy, est.ridge_per_fold()), est.counts)
+        bound = bound_from_errors(out_of_fold_errors(xx, xy, yy, est.ridge_per_fold()),
+                                  est.counts, est.config.variance_floor)
         return float(bound.entropy[0]), bound.per_fold[:, 0]
 
 

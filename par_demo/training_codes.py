@@ -46,15 +46,12 @@ class TrainingCodes:
 
 def shipped_codebook() -> np.ndarray:
     """[V, D] the embedded tokenizer's codebook vectors, as its decoder looks them up."""
-    import torch
-
     from par_demo.checkpoints import load_tokenizer, weight_file
+    from par_demo.folder_codes import tokenizer_codebook
     from par_demo.presets import EMBEDDED
 
-    tokenizer = load_tokenizer(EMBEDDED.tokenizer, weight_file(EMBEDDED.tokenizer.weights,
-                                                               download=False))
-    with torch.no_grad():
-        return tokenizer.quantize.codebook().double().numpy()
+    return tokenizer_codebook(load_tokenizer(EMBEDDED.tokenizer, weight_file(
+        EMBEDDED.tokenizer.weights, download=False)))
 
 
 @functools.lru_cache(maxsize=1)

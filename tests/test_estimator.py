@@ -75,6 +75,14 @@ def test_information_is_never_negative_beyond_the_stated_error(seed):
         assert info.mean() < 0
 
 
+def test_a_cell_whose_token_never_changes_keeps_every_bound_finite():
+    codes = row_chains(200, copy=0.5)
+    codes[:, 0, 0] = 7  # a background corner: one token in every picture
+    m = DependencyEstimator(codebook_features(codes, unit_codebook())).dependency_map((0, 1))
+    assert np.isfinite(np.delete(m.information.ravel(), 1)).all() and np.isfinite(m.error)
+    assert m.prior_entropy[0, 0] < m.prior_entropy[1:].min() - 10  # near certain, not -inf
+
+
 def test_bad_inputs_name_the_field():
     with pytest.raises(ValueError, match="folds must be 2 or more"):
         EstimatorConfig(folds=1)
