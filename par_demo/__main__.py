@@ -191,7 +191,7 @@ def cmd_dependency(a: argparse.Namespace) -> int:
 
 def _estimated_dependency(a: argparse.Namespace):
     from par_demo.dependency_figures import draw_estimated_map
-    from par_demo.training_codes import shipped_estimator
+    from par_demo.training_codes import shipped_maps
 
     for given, field in ((a.image, "--image"), (a.class_, "--class"), (a.model, "--model")):
         if given is not None:
@@ -204,11 +204,11 @@ def _estimated_dependency(a: argparse.Namespace):
             if given is not None:
                 raise ValueError(f"{field}: only with --pictures (the shipped training codes "
                                  f"come from the embedded tokenizer)")
-        estimator = shipped_estimator()
+        maps = shipped_maps()
+        result = maps.map(_check_cell(a.cell, maps.prior_entropy.shape[0]))
     else:
         estimator, extra = _folder_estimator(a)
-    cell = _check_cell(a.cell, estimator.grid)
-    result = estimator.dependency_map(cell)
+        result = estimator.dependency_map(_check_cell(a.cell, estimator.grid))
     return result, draw_estimated_map(result), {"pictures": result.pictures, **extra,
                                                  "information_error": round(result.error, 4)}
 

@@ -1,5 +1,7 @@
 """The shipped training pictures as token grids (assets/training_codes.npz): the real pictures
-the paper's estimator (estimator.py) measures Figures 9 and 11 on, offline.
+the paper's estimator (estimator.py) measures Figures 9 and 11 on, offline; and Figure 9 for
+every reference cell precomputed from them (assets/estimator_maps.npz, 2-3 s a cell live), so a
+click on the Measure tab is a look-up.
 
 Built by `python -m par_demo.train.training_codes` from the dataset's codes; only training
 pictures (never the held-out ones), as drawn (not mirrored). The file records the tokenizer that
@@ -15,9 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from par_demo.classes import ASSETS
-from par_demo.estimator import DependencyEstimator, EstimatorConfig, codebook_features
+from par_demo.estimator import (DependencyEstimator, EstimatedMap, EstimatorConfig,
+                                codebook_features)
 
 TRAINING_CODES = ASSETS / "training_codes.npz"
+ESTIMATOR_MAPS = ASSETS / "estimator_maps.npz"
 
 
 @dataclass(frozen=True)
@@ -59,3 +63,58 @@ def shipped_estimator(config: EstimatorConfig = EstimatorConfig()) -> Dependency
     """The estimator over every shipped training picture (a third of a second to build)."""
     return DependencyEstimator(codebook_features(TrainingCodes.load().codes, shipped_codebook()),
                                config)
+
+
+@dataclass(frozen=True)
+class EstimatedMaps:
+    """Figure 9 by the estimator for every reference cell of one set of pictures."""
+
+    prior_entropy: np.ndarray  # [G, G]
+    entropy: np.ndarray  # [G*G, G, G]: row c is the map given reference cell c
+    null_information: np.ndarray  # [G*G, G, G]
+    error: np.ndarray  # [G*G]
+    pictures: int
+    config: str  # repr of the EstimatorConfig they were computed with
+
+    def map(self, cell: tuple[int, int]) -> EstimatedMap:
+        G = self.prior_entropy.shape[0]
+        row, col = (int(v) for v in cell)
+        if not (0 <= row < G and 0 <= col < G):
+            raise ValueError(f"cell must be (row, col) with both in 0..{G - 1}, got {cell}")
+        c = row * G + col
+        return EstimatedMap(cell=(row, col), pictures=self.pictures,
+                            prior_entropy=self.prior_entropy, entropy=self.entropy[c].copy(),
+                            null_information=self.null_information[c].copy(),
+                            error=float(self.error[c]))
+
+    @classmethod
+    def compute(cls, estimator: DependencyEstimator) -> "EstimatedMaps":
+        G = estimator.grid
+        maps = [estimator.dependency_map(divmod(c, G)) for c in range(G * G)]
+        return cls(prior_entropy=maps[0].prior_entropy,
+                   entropy=np.stack([m.entropy for m in maps]),
+                   null_information=np.stack([m.null_information for m in maps]),
+                   error=np.array([m.error for m in maps]), pictures=estimator.pictures,
+                   config=repr(estimator.config))
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(path, prior_entropy=self.prior_entropy,
+                            entropy=self.entropy.astype(np.float32),
+                            null_information=self.null_information.astype(np.float32),
+                            error=self.error, meta=np.array(json.dumps({
+                                "pictures": self.pictures, "config": self.config})))
+
+    @classmethod
+    def load(cls, path: Path = ESTIMATOR_MAPS) -> "EstimatedMaps":
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(str(f["meta"]))
+            return cls(prior_entropy=f["prior_entropy"],
+                       entropy=f["entropy"].astype(np.float64),
+                       null_information=f["null_information"].astype(np.float64),
+                       error=f["error"], pictures=int(meta["pictures"]), config=meta["config"])
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_maps() -> EstimatedMaps:
+    """Figure 9 of the shipped training emoji for every reference cell, as shipped."""
+    return EstimatedMaps.load()

@@ -11,7 +11,7 @@ from par_demo.heldout import HeldoutGrids, file_sha256
 from par_demo.checkpoints import weight_file
 from par_demo.orders import ScheduleSpec, build_schedule
 from par_demo.presets import EMBEDDED
-from par_demo.training_codes import TrainingCodes, shipped_estimator
+from par_demo.training_codes import TrainingCodes, shipped_estimator, shipped_maps
 
 GRID, VOCAB, DIM = 6, 48, 8
 
@@ -59,6 +59,22 @@ def test_the_estimator_finds_planted_neighbours_and_nothing_across_rows():
     across = np.delete(m.information, 2, axis=0)
     assert np.abs(across).max() < m.error, "rows were drawn independently"
     assert m.error < 0.1 * along[1]
+
+
+def test_the_learned_per_token_predictor_finds_a_dependency_least_squares_cannot():
+    """The right neighbour's token is a fixed shuffle of the reference token: its feature is no
+    linear function of the reference's (48 tokens in 8 dimensions), but a look-up of each
+    token's mean finds all of it."""
+    g = np.random.default_rng(5)
+    codes = g.integers(0, VOCAB, (3000, GRID, GRID))
+    codes[:, 2, 3] = g.permutation(VOCAB)[codes[:, 2, 2]]
+    features = codebook_features(codes, unit_codebook())
+    learned = DependencyEstimator(features).dependency_map((2, 2))
+    linear = DependencyEstimator(features, EstimatorConfig(token_shrinkage=None)
+                                 ).dependency_map((2, 2))
+    assert learned.information[2, 3] > linear.information[2, 3] + 1.0
+    others = np.delete(learned.information.ravel(), [2 * GRID + 2, 2 * GRID + 3])
+    assert np.abs(others).max() < learned.error
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -133,7 +149,31 @@ def test_the_shipped_codes_are_training_pictures_of_the_shipped_tokenizer():
     assert not any(grid.tobytes() in training for grid in heldout), "a held-out picture leaked"
 
 
-@pytest.mark.parametrize("cell", [(2, 3), (4, 8), (8, 8), (12, 5), (0, 0), (15, 15)])
+def test_the_shipped_maps_are_the_estimators_on_the_shipped_codes(shipped):
+    maps = shipped_maps()
+    assert maps.config == repr(EstimatorConfig()), \
+        "rebuild them: python -m par_demo.train.training_codes (see its docstring)"
+    assert maps.pictures == shipped.pictures
+    for cell in [(4, 8), (15, 0)]:
+        live, stored = shipped.dependency_map(cell), maps.map(cell)
+        np.testing.assert_allclose(stored.entropy, live.entropy, atol=1e-4)
+        np.testing.assert_allclose(stored.prior_entropy, live.prior_entropy, atol=1e-4)
+        assert stored.error == pytest.approx(live.error, abs=1e-6)
+
+
+def test_every_cell_of_the_shipped_maps_puts_its_neighbours_ahead():
+    maps = shipped_maps()
+    G = maps.prior_entropy.shape[0]
+    rows, cols = np.indices((G, G))
+    for c in range(G * G):
+        m = maps.map(divmod(c, G))
+        distance = np.maximum(abs(rows - m.cell[0]), abs(cols - m.cell[1]))
+        near, far = m.information[distance == 1].mean(), m.information[distance >= 4].mean()
+        assert near > far + m.error, m.cell
+        assert np.nanmin(m.information) >= -m.error, m.cell
+
+
+@pytest.mark.parametrize("cell", [(2, 3), (8, 8), (15, 15)])
 def test_the_papers_trend_on_the_shipped_emoji_neighbours_tell_more_than_far_cells(shipped,
                                                                                      cell):
     m = shipped.dependency_map(cell)

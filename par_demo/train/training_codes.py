@@ -1,6 +1,7 @@
 """Build the shipped training codes (assets/training_codes.npz) that the paper's estimator runs
-on: every training picture's tokens, as drawn, taken from the dataset's codes. Rerun it whenever
-the tokenizer or the dataset changes.
+on, every training picture's tokens as drawn, taken from the dataset's codes, and the estimator's
+Figure 9 for every reference cell (assets/estimator_maps.npz; 10-15 min on one busy core).
+Rerun it whenever the tokenizer, the dataset or the estimator changes.
 
     python -m par_demo.train.codes --tokenizer-weights assets/emoji_tokenizer.safetensors \\
         --data data/emoji64_extra.npz --out data/emoji64_extra_codes_gen2.npz --device cpu
@@ -15,7 +16,9 @@ from par_demo.classes import ASSETS
 from par_demo.heldout import file_sha256
 from par_demo.presets import EMBEDDED
 from par_demo.train.codes import TokenGrids
-from par_demo.training_codes import TRAINING_CODES, TrainingCodes
+from par_demo.estimator import DependencyEstimator, codebook_features
+from par_demo.training_codes import (ESTIMATOR_MAPS, TRAINING_CODES, EstimatedMaps, TrainingCodes,
+                                     shipped_codebook)
 
 
 def training_codes(grids: TokenGrids, tokenizer_sha256: str, source: str) -> TrainingCodes:
@@ -34,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
                    default=ASSETS / EMBEDDED.tokenizer.weights.filename,
                    help="the tokenizer that encoded them")
     p.add_argument("--out", type=Path, default=TRAINING_CODES)
+    p.add_argument("--maps-out", type=Path, default=ESTIMATOR_MAPS)
     a = p.parse_args(argv)
     grids = TokenGrids.load(a.codes)
     if grids.codebook_size != EMBEDDED.tokenizer.args.codebook_size:
@@ -42,6 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     codes = training_codes(grids, file_sha256(a.tokenizer_weights), a.codes.name)
     codes.save(a.out)
     print(f"{len(codes)} training pictures -> {a.out} ({a.out.stat().st_size / 1e3:.1f} kB)")
+    estimator = DependencyEstimator(codebook_features(codes.codes, shipped_codebook()))
+    EstimatedMaps.compute(estimator).save(a.maps_out)
+    print(f"Figure 9 for every cell -> {a.maps_out} ({a.maps_out.stat().st_size / 1e3:.1f} kB)")
 
 
 if __name__ == "__main__":

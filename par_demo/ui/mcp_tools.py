@@ -28,7 +28,7 @@ from par_demo.orders import ORDERS, ScheduleSpec
 from par_demo.pictures import read_picture
 from par_demo.presets import DEFAULT_MODEL, PRESETS, ModelPreset, UnsupportedSchedule, get_preset
 from par_demo.preview import decode_tokens, enlarge
-from par_demo.training_codes import TrainingCodes, shipped_estimator
+from par_demo.training_codes import TrainingCodes, shipped_maps
 from par_demo.ui import explorer, inputs, machine, views
 from par_demo.ui.errors import fail, friendly, shown
 from par_demo.ui.files import FILES
@@ -306,7 +306,7 @@ def _estimated_map(cell, image, picture_index, class_name) -> tuple[gr.FileData,
         if value not in unset:
             fail(f"{field}: the estimator measures over the app's training emoji, not one "
                  f"picture; give method \"model\" for that")
-    result = shipped_estimator().dependency_map(cell)
+    result = shipped_maps().map(cell)
     report = {"method": "estimator", "cell": list(cell), "pictures": result.pictures,
               "information_error": round(result.error, 4),
               "information_by_distance": _rings(cell, result.information),

@@ -21,7 +21,7 @@ from par_demo.heldout import HeldoutGrids
 from par_demo.orders import ScheduleSpec
 from par_demo.presets import DEFAULT_MODEL, PRESETS, get_preset
 from par_demo.preview import decode_tokens, enlarge
-from par_demo.training_codes import shipped_estimator
+from par_demo.training_codes import shipped_estimator, shipped_maps
 from par_demo.ui import views, widgets as w
 from par_demo.ui.errors import friendly
 from par_demo.ui.inputs import boolean, choice, number
@@ -94,7 +94,7 @@ def _rings_text(rings: dict[str, float]) -> str:
 @functools.lru_cache(maxsize=256)
 def _estimated(cell: tuple[int, int]) -> tuple[np.ndarray, str, dict[str, float]]:
     """The estimator's figure and summary for a cell: the same for every picture."""
-    result = shipped_estimator().dependency_map(cell)
+    result = shipped_maps().map(cell)
     rings = information_rings(cell, np.nan_to_num(result.information))
     below = int((result.information < 0).sum())
     negatives = (f" {below} {'cell falls' if below == 1 else 'cells fall'} below 0 within that "
