@@ -148,7 +148,7 @@ def draw_estimated_increase(results: list[EstimatedIncrease]) -> Image.Image:
     one token per step, per ordering."""
     return _increase_panels(
         [r.increase for r in results],
-        [f"{r.spec.label}\nmean {r.mean_increase:+.3f} \u00b1 {r.error:.3f} nats" for r in results],
+        [f"{r.spec.label}\nmean {r.mean_increase:+.3f} \u00b1 {r.error:.4f} nats" for r in results],
         ["" for _ in results],
         f"Entropy-bound increase over the same order one token per step, "
         f"{results[0].pictures if results else 0} real pictures (the paper's estimator)")

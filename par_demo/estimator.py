@@ -30,7 +30,7 @@ import numpy as np
 @dataclass(frozen=True)
 class EstimatorConfig:
     folds: int = 5  # out-of-fold residuals: each predictor is scored on pictures it never saw
-    ridge: float = 1e-4  # per picture, on the predictors' Gram diagonal: collinear cells stay solvable
+    ridge: float = 1e-4  # per picture, on the predictors' Gram diagonal: collinear cells solve
     # added to every residual variance: a cell whose token never changes would bound at -inf;
     # a real cell's variance per dimension is 1e-2 or more, so it moves a bound by < 1e-3 nats
     variance_floor: float = 1e-6

@@ -1,7 +1,8 @@
 """The shipped training pictures as token grids (assets/training_codes.npz): the real pictures
 the paper's estimator (estimator.py) measures Figures 9 and 11 on, offline; and Figure 9 for
 every reference cell precomputed from them (assets/estimator_maps.npz, 2-3 s a cell live), so a
-click on the Measure tab is a look-up.
+click on the Measure tab is a look-up, and Figure 11 for the tab's orderings
+(assets/estimator_orderings.npz, 1-2 minutes live).
 
 Built by `python -m par_demo.train.training_codes` from the dataset's codes; only training
 pictures (never the held-out ones), as drawn (not mirrored). The file records the tokenizer that
@@ -19,9 +20,15 @@ import numpy as np
 from par_demo.classes import ASSETS
 from par_demo.estimator import (DependencyEstimator, EstimatedMap, EstimatorConfig,
                                 codebook_features)
+from par_demo.estimator_orders import EstimatedIncrease, FoldGram, entropy_increase
+from par_demo.orders import ScheduleSpec
 
 TRAINING_CODES = ASSETS / "training_codes.npz"
 ESTIMATOR_MAPS = ASSETS / "estimator_maps.npz"
+ESTIMATOR_ORDERINGS = ASSETS / "estimator_orderings.npz"
+# Figure 11's panels (c, f): distant and raster at 4x and 16x, with and without initial tokens
+FIGURE11_ORDERINGS = tuple((order, parallel, init) for parallel in (4, 16)
+                           for order in ("distant", "raster") for init in (True, False))
 
 
 @dataclass(frozen=True)
@@ -118,3 +125,34 @@ class EstimatedMaps:
 def shipped_maps() -> EstimatedMaps:
     """Figure 9 of the shipped training emoji for every reference cell, as shipped."""
     return EstimatedMaps.load()
+
+
+def compute_orderings(estimator: DependencyEstimator) -> list[EstimatedIncrease]:
+    gram = FoldGram(estimator)
+    return [entropy_increase(gram, ScheduleSpec(estimator.grid, order, parallel, init))
+            for order, parallel, init in FIGURE11_ORDERINGS]
+
+
+def save_orderings(results: list[EstimatedIncrease], path: Path) -> None:
+    np.savez_compressed(
+        path, parallel_entropy=np.stack([r.parallel_entropy for r in results]),
+        sequential_entropy=np.stack([r.sequential_entropy for r in results]),
+        fold_mean_increase=np.stack([r.fold_mean_increase for r in results]),
+        meta=np.array(json.dumps({
+            "pictures": results[0].pictures, "context_radius": results[0].context_radius,
+            "specs": [[r.spec.grid, r.spec.order, r.spec.parallel, r.spec.init_tokens]
+                      for r in results]})))
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_orderings(path: Path = ESTIMATOR_ORDERINGS) -> tuple[EstimatedIncrease, ...]:
+    """Figure 11 of the shipped training emoji for FIGURE11_ORDERINGS, as shipped."""
+    with np.load(path, allow_pickle=False) as f:
+        meta = json.loads(str(f["meta"]))
+        return tuple(EstimatedIncrease(
+            spec=ScheduleSpec(grid, order, parallel, init), pictures=int(meta["pictures"]),
+            context_radius=meta["context_radius"], parallel_entropy=par, sequential_entropy=seq,
+            fold_mean_increase=folds)
+            for (grid, order, parallel, init), par, seq, folds in zip(
+                meta["specs"], f["parallel_entropy"], f["sequential_entropy"],
+                f["fold_mean_increase"]))

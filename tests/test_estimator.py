@@ -11,7 +11,8 @@ from par_demo.heldout import HeldoutGrids, file_sha256
 from par_demo.checkpoints import weight_file
 from par_demo.orders import ScheduleSpec, build_schedule
 from par_demo.presets import EMBEDDED
-from par_demo.training_codes import TrainingCodes, shipped_estimator, shipped_maps
+from par_demo.training_codes import (FIGURE11_ORDERINGS, TrainingCodes, shipped_estimator,
+                                     shipped_maps, shipped_orderings)
 
 GRID, VOCAB, DIM = 6, 48, 8
 
@@ -185,23 +186,26 @@ def test_the_papers_trend_on_the_shipped_emoji_neighbours_tell_more_than_far_cel
     assert np.nanmin(m.information) >= -m.error
 
 
-def test_distant_orders_lose_less_than_raster_on_the_shipped_emoji(shipped):
-    gram = FoldGram(shipped)
-    distant, raster = (entropy_increase(gram, ScheduleSpec(grid=16, order=o, parallel=16))
-                       for o in ("distant", "raster"))
-    assert raster.mean_increase > 3 * distant.mean_increase + raster.error + distant.error
-    bounds = context_radius_bounds(gram, (1, 2))
+@pytest.fixture(scope="module")
+def shipped_gram(shipped):
+    return FoldGram(shipped)
+
+
+def test_the_shipped_orderings_are_the_estimators_on_the_shipped_codes(shipped_gram):
+    stored = shipped_orderings()
+    assert [(r.spec.order, r.spec.parallel, r.spec.init_tokens) for r in stored] == list(
+        FIGURE11_ORDERINGS)
+    live = entropy_increase(shipped_gram, stored[0].spec)
+    np.testing.assert_allclose(stored[0].increase, live.increase, atol=1e-6)
+    assert stored[0].context_radius == live.context_radius
+
+
+def test_distant_orders_lose_less_than_raster_on_the_shipped_emoji(shipped_gram):
+    by_spec = {(r.spec.order, r.spec.parallel, r.spec.init_tokens): r
+               for r in shipped_orderings()}
+    for parallel in (4, 16):
+        for init in (True, False):
+            distant, raster = by_spec["distant", parallel, init], by_spec["raster", parallel, init]
+            assert raster.mean_increase > 3 * distant.mean_increase + raster.error + distant.error
+    bounds = context_radius_bounds(shipped_gram, (1, 2))
     assert bounds[2] < bounds[1]
-
-
-def test_negative_information_is_drawn_only_with_a_sentence_that_explains_it():
-    estimator = DependencyEstimator(codebook_features(row_chains(400, copy=0.0), unit_codebook()))
-    m = estimator.dependency_map((1, 1))
-    assert (m.information < 0).any(), "independent cells: about half fall below 0"
-    assert "within the\nestimation error" in negative_note(m.information, m.error)
-    assert "beyond the estimation error" in negative_note(m.information, 0.0)
-    assert "none below 0" in negative_note(np.abs(m.information), m.error)
-    assert draw_estimated_map(m).mode == "RGB"
-    gram = FoldGram(estimator)
-    assert draw_estimated_increase([entropy_increase(gram, ScheduleSpec(grid=GRID, parallel=4),
-                                                     context_radius=1)]).mode == "RGB"

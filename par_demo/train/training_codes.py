@@ -1,6 +1,7 @@
 """Build the shipped training codes (assets/training_codes.npz) that the paper's estimator runs
 on, every training picture's tokens as drawn, taken from the dataset's codes, and the estimator's
-Figure 9 for every reference cell (assets/estimator_maps.npz; 10-15 min on one busy core).
+Figure 9 for every reference cell and Figure 11 for 8 orderings (assets/estimator_maps.npz and
+estimator_orderings.npz; 10-15 min on one busy core).
 Rerun it whenever the tokenizer, the dataset or the estimator changes.
 
     python -m par_demo.train.codes --tokenizer-weights assets/emoji_tokenizer.safetensors \\
@@ -17,8 +18,9 @@ from par_demo.heldout import file_sha256
 from par_demo.presets import EMBEDDED
 from par_demo.train.codes import TokenGrids
 from par_demo.estimator import DependencyEstimator, codebook_features
-from par_demo.training_codes import (ESTIMATOR_MAPS, TRAINING_CODES, EstimatedMaps, TrainingCodes,
-                                     shipped_codebook)
+from par_demo.training_codes import (ESTIMATOR_MAPS, ESTIMATOR_ORDERINGS, TRAINING_CODES,
+                                     EstimatedMaps, TrainingCodes, compute_orderings,
+                                     save_orderings, shipped_codebook)
 
 
 def training_codes(grids: TokenGrids, tokenizer_sha256: str, source: str) -> TrainingCodes:
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="the tokenizer that encoded them")
     p.add_argument("--out", type=Path, default=TRAINING_CODES)
     p.add_argument("--maps-out", type=Path, default=ESTIMATOR_MAPS)
+    p.add_argument("--orderings-out", type=Path, default=ESTIMATOR_ORDERINGS)
     a = p.parse_args(argv)
     grids = TokenGrids.load(a.codes)
     if grids.codebook_size != EMBEDDED.tokenizer.args.codebook_size:
@@ -49,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     estimator = DependencyEstimator(codebook_features(codes.codes, shipped_codebook()))
     EstimatedMaps.compute(estimator).save(a.maps_out)
     print(f"Figure 9 for every cell -> {a.maps_out} ({a.maps_out.stat().st_size / 1e3:.1f} kB)")
+    save_orderings(compute_orderings(estimator), a.orderings_out)
+    print(f"Figure 11 -> {a.orderings_out} ({a.orderings_out.stat().st_size / 1e3:.1f} kB)")
 
 
 if __name__ == "__main__":

@@ -16,12 +16,11 @@ from par_demo.dependency import (dependency_map, dependency_refusal, entropy_inc
                                  information_rings)
 from par_demo.dependency_figures import (draw_dependency, draw_entropy_increase,
                                          draw_estimated_increase, draw_estimated_map)
-from par_demo.estimator_orders import FoldGram, entropy_increase as estimated_increase
 from par_demo.heldout import HeldoutGrids
 from par_demo.orders import ScheduleSpec
 from par_demo.presets import DEFAULT_MODEL, PRESETS, get_preset
 from par_demo.preview import decode_tokens, enlarge
-from par_demo.training_codes import shipped_estimator, shipped_maps
+from par_demo.training_codes import shipped_maps, shipped_orderings
 from par_demo.ui import views, widgets as w
 from par_demo.ui.errors import friendly
 from par_demo.ui.inputs import boolean, choice, number
@@ -167,15 +166,12 @@ def model_belief(index, conditional, cell) -> Believed:
 
 @functools.lru_cache(maxsize=2)
 def _estimated_figure11(parallel: int) -> tuple[np.ndarray, str]:
-    estimator = shipped_estimator()
-    gram = FoldGram(estimator)
-    results = [estimated_increase(gram, ScheduleSpec(estimator.grid, order, parallel, init))
-               for order, init in ORDERINGS]
-    rows = "\n".join(f"| {r.spec.label} | {r.mean_increase:+.3f} \u00b1 {r.error:.3f} |"
+    results = [r for r in shipped_orderings() if r.spec.parallel == parallel]
+    rows = "\n".join(f"| {r.spec.label} | {r.mean_increase:+.3f} \u00b1 {r.error:.4f} |"
                      for r in results)
     table = ("**Over real emoji (the paper's estimator)**\n\n"
              "| ordering | mean entropy-bound increase (nats) |\n|---|---:|\n" + rows +
-             f"\n\nOver {estimator.pictures} training emoji; \u00b1 two standard errors "
+             f"\n\nOver {results[0].pictures} training emoji; \u00b1 two standard errors "
              f"across the folds. Each cell's predictor sees the earlier cells within "
              f"{results[0].context_radius} cells of it, and one per step also the earlier "
              "cells of its own step wherever they are.")
@@ -216,9 +212,9 @@ def measure_orderings(parallel) -> Figure11:
 
 def released_note() -> str:
     released = [p for p in PRESETS.values() if p.runs is not None]
-    return (f"The model's view is the embedded model's. {dependency_refusal(released[0])} The same holds "
-            "for every released checkpoint; the Understand tab shows the entropy of each token "
-            "of any model's last run along its own schedule.")
+    return (f"The model's view is the embedded model's. {dependency_refusal(released[0])} The "
+            "same holds for every released checkpoint; the Understand tab shows the entropy of "
+            "each token of any model's last run along its own schedule.")
 
 
 def build(page: SimpleNamespace) -> SimpleNamespace:
@@ -247,9 +243,10 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
         with gr.Column(scale=1, min_width=260):
             m.parallel = gr.Radio(list(FIGURE11_PARALLEL), value="4x", label="Parallelism")
             run = gr.Button("Measure by ordering", elem_id="fig11-run")
-            gr.Markdown("The first time for each parallelism takes about 30-60 s on 2 CPU cores "
-                        "(the estimator: 4 orderings over every training emoji; the model: a few "
-                        "seconds); then it answers at once.", elem_classes=["par-reason"])
+            gr.Markdown("The estimator's figure is precomputed. The model's takes 15-30 s the "
+                        "first time for each parallelism on 2 busy CPU cores (8 pictures, 4 "
+                        "orderings, each teacher-forced twice); then both answer at once.",
+                        elem_classes=["par-reason"])
             gr.Markdown(released_note(), elem_classes=["par-reason"])
         with gr.Column(scale=3):
             m.estimated_figure = w.image("1. Over real emoji (the paper's estimator): "
