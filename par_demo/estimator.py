@@ -201,10 +201,6 @@ class DependencyEstimator:
     def pictures(self) -> int:
         return len(self.features)
 
-    @property
-    def dim(self) -> int:
-        return self.features.shape[2]
-
     def ridge_per_fold(self) -> np.ndarray:
         return self.config.ridge * (self.counts.sum() - self.counts)
 
