@@ -8,6 +8,7 @@
     python -m par_demo fetch PAR-XL-4x
     python -m par_demo dependency --cell 8,8 --out map.png  # the paper's estimator
     python -m par_demo dependency --method model --image face.png --cell 8,8 --class 0
+    python -m par_demo orderings --parallel 16 --out fig11.png  # Figure 11, the estimator
 """
 from __future__ import annotations
 
@@ -197,20 +198,54 @@ def _estimated_dependency(a: argparse.Namespace):
         if given is not None:
             raise ValueError(f"{field}: the estimator measures over many pictures, not one "
                              f"picture or model; add --method model for that")
-    extra = {}
     if a.pictures is None:
-        for given, field in ((a.tokenizer, "--tokenizer"), (a.tokenizer_weights,
-                                                            "--tokenizer-weights")):
-            if given is not None:
-                raise ValueError(f"{field}: only with --pictures (the shipped training codes "
-                                 f"come from the embedded tokenizer)")
+        _check_no_folder_options(a)
         maps = shipped_maps()
-        result = maps.map(_check_cell(a.cell, maps.prior_entropy.shape[0]))
+        result, extra = maps.map(_check_cell(a.cell, maps.prior_entropy.shape[0])), {}
     else:
         estimator, extra = _folder_estimator(a)
         result = estimator.dependency_map(_check_cell(a.cell, estimator.grid))
     return result, draw_estimated_map(result), {"pictures": result.pictures, **extra,
                                                  "information_error": round(result.error, 4)}
+
+
+def cmd_orderings(a: argparse.Namespace) -> int:
+    from par_demo.dependency_figures import draw_estimated_increase
+    from par_demo.estimator_orders import CONTEXT_RADIUS, FoldGram, entropy_increase
+    from par_demo.training_codes import FIGURE11_ORDERINGS, shipped_orderings
+
+    if a.parallel not in (4, 16):
+        raise ValueError(f"--parallel must be 4 or 16 (the paper's Figure 11), got {a.parallel}")
+    if a.context_radius is not None and a.context_radius < 1:
+        raise ValueError(f"--context-radius must be 1 or more, got {a.context_radius}")
+    if a.pictures is None:
+        _check_no_folder_options(a)
+        if a.context_radius not in (None, CONTEXT_RADIUS):
+            raise ValueError(f"--context-radius: the shipped figure uses {CONTEXT_RADIUS}; "
+                             f"other radii need --pictures")
+        results, extra = [r for r in shipped_orderings() if r.spec.parallel == a.parallel], {}
+    else:
+        estimator, extra = _folder_estimator(a)
+        gram = FoldGram(estimator)
+        results = [entropy_increase(gram, ScheduleSpec(estimator.grid, order, parallel, init),
+                                    a.context_radius or CONTEXT_RADIUS)
+                   for order, parallel, init in FIGURE11_ORDERINGS if parallel == a.parallel]
+    draw_estimated_increase(results).save(a.out)
+    print(json.dumps({
+        "method": "estimator", "pictures": results[0].pictures, **extra,
+        "context_radius": results[0].context_radius,
+        "orderings": [{"ordering": r.spec.label, "mean_increase": round(r.mean_increase, 4),
+                       "error": round(r.error, 4)} for r in results], "out": a.out}))
+    return 0
+
+
+def _check_no_folder_options(a: argparse.Namespace) -> None:
+    for given, field in ((a.tokenizer, "--tokenizer"), (a.tokenizer_weights,
+                                                        "--tokenizer-weights"),
+                         (a.image_size, "--image-size"), (a.limit, "--limit")):
+        if given is not None:
+            raise ValueError(f"{field}: only with --pictures (the shipped training codes come "
+                             f"from the embedded tokenizer)")
 
 
 def _folder_estimator(a: argparse.Namespace):
@@ -265,6 +300,25 @@ def _model_dependency(a: argparse.Namespace):
     result = dependency_map(load_model(preset).transformer, tokens, cell, class_id)
     return result, draw_dependency(result, picture.image), {"model": preset.name,
                                                             "class": class_id}
+
+
+def _folder_args(p: argparse.ArgumentParser) -> None:
+    """The estimator's options for running over a folder of pictures instead of the shipped
+    training emoji."""
+    p.add_argument("--pictures", default=None,
+                   help="estimator: a folder of pictures (sub-folders too; e.g. ImageNet) "
+                        "instead of the shipped training emoji")
+    p.add_argument("--tokenizer", default=None,
+                   help="estimator with --pictures: a tokenizer preset, e.g. VQ-16 (LlamaGen's; "
+                        "default: the embedded emoji tokenizer)")
+    p.add_argument("--tokenizer-weights", default=None,
+                   help="estimator with --pictures: the tokenizer's file (default: the preset's)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="estimator with --pictures: pictures are centre-cropped to this side "
+                        "(default: 16 tokens a side)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="estimator with --pictures: the first N pictures in path order (the "
+                        "paper: 10000)")
 
 
 def _check_cell(cell: tuple[int, int], grid: int) -> tuple[int, int]:
@@ -338,26 +392,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--method", choices=("estimator", "model"), default="estimator",
                    help="estimator: the paper's, over the shipped training emoji (no picture); "
                         "model: what the embedded model believes about one picture")
-    p.add_argument("--pictures", default=None,
-                   help="estimator: a folder of pictures (sub-folders too; e.g. ImageNet) "
-                        "instead of the shipped training emoji")
-    p.add_argument("--tokenizer", default=None,
-                   help="estimator with --pictures: a tokenizer preset, e.g. VQ-16 (LlamaGen's; "
-                        "default: the embedded emoji tokenizer)")
-    p.add_argument("--tokenizer-weights", default=None,
-                   help="estimator with --pictures: the tokenizer's file (default: the preset's)")
-    p.add_argument("--image-size", type=int, default=None,
-                   help="estimator with --pictures: pictures are centre-cropped to this side "
-                        "(default: 16 tokens a side)")
-    p.add_argument("--limit", type=int, default=None,
-                   help="estimator with --pictures: the first N pictures in path order (the "
-                        "paper: 10000)")
+    _folder_args(p)
     p.add_argument("--image", default=None, help="model: the picture, fitted on white")
     p.add_argument("--class", dest="class_", default=None,
                    help="model: class index or name (default: unconditional)")
     p.add_argument("--model", default=None, help="model: a preset name (default: the embedded)")
     p.add_argument("--out", default="dependency.png")
     p.set_defaults(func=cmd_dependency)
+
+    p = sub.add_parser("orderings", help="how much generating a step's group together raises "
+                                         "each cell's entropy, by the paper's estimator "
+                                         "(its Figure 11)")
+    p.add_argument("--parallel", type=int, default=4, help="tokens per step: 4 or 16")
+    p.add_argument("--context-radius", type=int, default=None,
+                   help="with --pictures: earlier cells within this many cells feed each "
+                        "prediction (default 3; smaller is faster, larger tighter on big sets)")
+    _folder_args(p)
+    p.add_argument("--out", default="orderings.png")
+    p.set_defaults(func=cmd_orderings)
 
     a = parser.parse_args(argv)
     if a.command in ("generate", "edit", "sample") and a.model is None:

@@ -15,7 +15,7 @@ from par_demo.editing import encode_picture, load_editing_tokenizer
 from par_demo.pictures import read_picture
 from par_demo.presets import EMBEDDED
 from par_demo.preview import decode_tokens
-from par_demo.training_codes import shipped_estimator
+from par_demo.training_codes import shipped_estimator, shipped_orderings
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -39,6 +39,18 @@ def test_the_default_is_the_papers_estimator_over_the_shipped_training_pictures(
     rings = information_rings((4, 8), np.nan_to_num(expected.information))
     assert report["information_by_distance"] == {k: round(v, 4) for k, v in rings.items()}
     assert Image.open(out).width > Image.open(out).height
+
+
+def test_orderings_draws_figure_11_of_the_shipped_training_pictures(tmp_path, capsys):
+    out = tmp_path / "fig11.png"
+    assert main(["orderings", "--parallel", "16", "--out", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    expected = [r for r in shipped_orderings() if r.spec.parallel == 16]
+    assert report["method"] == "estimator" and report["pictures"] == expected[0].pictures
+    assert report["orderings"] == [{"ordering": r.spec.label,
+                                    "mean_increase": round(r.mean_increase, 4),
+                                    "error": round(r.error, 4)} for r in expected]
+    assert Image.open(out).width > 2 * Image.open(out).height
 
 
 def test_a_heldout_picture_gives_the_models_map_of_its_tokens(tmp_path):
@@ -73,6 +85,7 @@ def test_bad_requests_exit_with_a_message(tmp_path, capsys):
         (["--cell", "1,1", "--class", "0"], "--class: the estimator measures over"),
         (["--cell", "1,1", "--method", "guess"], "invalid choice: 'guess'"),
         (["--cell", "1,1", "--tokenizer", "VQ-16"], "--tokenizer: only with --pictures"),
+        (["--cell", "1,1", "--limit", "5"], "--limit: only with --pictures"),
         (["--cell", "1,1", "--pictures", str(tmp_path / "none")], "--pictures: no folder at"),
         (["--cell", "1,1", "--pictures", str(tmp_path), "--tokenizer", "VQ-99"],
          "--tokenizer must be one of"),
@@ -97,3 +110,8 @@ def test_bad_requests_exit_with_a_message(tmp_path, capsys):
             code = stop.code
         assert code == 2 and message in capsys.readouterr().err, args
     assert not (tmp_path / "map.png").exists()
+    for args, message in [(["--parallel", "2"], "--parallel must be 4 or 16"),
+                          (["--limit", "5"], "--limit: only with --pictures")]:
+        assert main(["orderings", *args, "--out", str(tmp_path / "o.png")]) == 2
+        assert message in capsys.readouterr().err, args
+    assert not (tmp_path / "o.png").exists()

@@ -93,3 +93,12 @@ def test_the_cli_measures_a_folder_through_the_shipped_tokenizer(tmp_path):
     expected = DependencyEstimator(codebook_features(folder.codes, tokenizer_codebook(tokenizer)))
     np.testing.assert_allclose(report["prior_entropy"],
                                expected.dependency_map((8, 8)).prior_entropy, atol=1e-3)
+    done = subprocess.run([sys.executable, "-m", "par_demo", "orderings", "--pictures",
+                           str(tmp_path), "--limit", "20", "--parallel", "16",
+                           "--context-radius", "1", "--out",
+                           str(tmp_path / "fig11.png")], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["pictures"] == 20 and len(report["orderings"]) == 4
+    assert report["orderings"][0]["ordering"] == "distant 16x, with initial tokens"
