@@ -16,8 +16,10 @@ about 0.007 nats with least squares alone, 0.10 with the per-token correction, w
 raises every ring's information (1.04 nats next to cell 8,8 against 0.86, 0.14 from 4 cells
 away against 0.06).
 
-Everything runs on second moments per fold (X^T X, X^T Y, Y^T Y): a fit and its out-of-fold error
-are small matrix products, so a full map takes a fraction of a second on one core.
+Everything runs on second moments per fold (X^T X, X^T Y, Y^T Y, and per-token sums): a fit and
+its out-of-fold error are small matrix products. A map takes a tenth of a second with least
+squares alone and 1-3 s with the per-token correction on a busy core, which is why the app
+ships every cell's map precomputed (training_codes.py).
 """
 from __future__ import annotations
 
