@@ -45,8 +45,8 @@ costs less than generating neighbours together (its Figure 11). Each is shown tw
    token, with nothing known and once the clicked cell's token is known. It describes one
    picture and the model's calibration on a query (one known token) it was seldom trained on.
 
-**Click a cell of the picture**: the estimator's map answers at once, the model's follows in
-about 1-2 s.
+**Click a cell of the picture**: the estimator's map answers at once (precomputed), the model's
+follows in 2-4 s on 2 CPU cores.
 """
 @functools.lru_cache(maxsize=1)
 def heldout() -> HeldoutGrids:
@@ -115,7 +115,7 @@ def measure_dependency(index, evt: gr.SelectData) -> Shown:
     loaded = MODELS.get(DEFAULT_MODEL)
     image = decode_tokens(loaded.tokenizer, codes.reshape(1, -1), G)[0]
     return Shown(enlarge(image, views.DISPLAY_PX), figure, text, None,
-                 "Asking the model about this picture (about 1-2 s)...", "", list(cell))
+                 "Asking the model about this picture (2-4 s)...", "", list(cell))
 
 
 def comparison(estimated: dict[str, float], believed: dict[str, float]) -> str:
