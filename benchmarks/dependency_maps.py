@@ -1,4 +1,5 @@
-"""What the dependency maps show on the embedded model, averaged over held-out pictures.
+"""What the dependency maps show: the paper's estimator over the shipped training emoji (every
+reference cell, precomputed), then the embedded model, averaged over held-out pictures.
 
     python -m benchmarks.dependency_maps [--codes assets/heldout_codes.npz] [--cells 8] \\
         [--json out.json] [--figures DIR]
@@ -27,6 +28,7 @@ from par_demo.heldout import HELDOUT_CODES, HeldoutGrids
 from par_demo.orders import ScheduleSpec
 from par_demo.presets import EMBEDDED
 from par_demo.preview import decode_tokens
+from par_demo.training_codes import shipped_maps
 
 ORDERINGS = [(order, n, init) for n in (4, 16) for init in (True, False)
              for order in ("raster", "distant")]
@@ -50,7 +52,15 @@ def main() -> None:
     maps = [dependency_map(model, heldout.codes[i], divmod(int(c), G), int(heldout.labels[i]))
             for i in range(len(heldout)) for c in rng.choice(G * G, a.cells, replace=False)]
     central = [m for m in maps if all(G // 4 <= v < G - G // 4 for v in m.cell)]
-    report = {"pictures": len(heldout)}
+    estimated = shipped_maps()
+    every_cell = [estimated.map(divmod(c, G)) for c in range(G * G)]
+    report = {"estimator": {
+        "pictures": estimated.pictures,
+        "information_by_distance": information_by_distance(every_cell),
+        "information_by_distance_central_cells": information_by_distance(
+            [m for m in every_cell if all(G // 4 <= v < G - G // 4 for v in m.cell)]),
+        "largest_error": float(estimated.error.max())}}
+    report["pictures"] = len(heldout)
     if maps:
         report.update(
             clicks=len(maps),

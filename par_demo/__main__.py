@@ -6,7 +6,9 @@
     python -m par_demo sample --num-images 50000 --batch 64 --out samples.npz  # or under torchrun
     python -m par_demo models
     python -m par_demo fetch PAR-XL-4x
-    python -m par_demo dependency --image face.png --cell 8,8 --class 0 --out map.png
+    python -m par_demo dependency --cell 8,8 --out map.png  # the paper's estimator
+    python -m par_demo dependency --method model --image face.png --cell 8,8 --class 0
+    python -m par_demo orderings --parallel 16 --out fig11.png  # Figure 11, the estimator
 """
 from __future__ import annotations
 
@@ -170,32 +172,160 @@ def _nats(map_GG: np.ndarray) -> list[list[float]]:
 
 
 def cmd_dependency(a: argparse.Namespace) -> int:
+    from par_demo.dependency import information_rings
+
+    if a.method == "estimator":
+        result, image, extra = _estimated_dependency(a)
+        entropy = [[None if v != v else v for v in row] for row in _nats(result.entropy)]
+    else:
+        result, image, extra = _model_dependency(a)
+        entropy = _nats(result.entropy)
+    image.save(a.out)
+    rings = information_rings(result.cell, np.nan_to_num(result.information))
+    print(json.dumps({
+        "method": a.method, "cell": list(result.cell), **extra,
+        "information_by_distance": {k: round(v, 4) for k, v in rings.items()},
+        "entropy": entropy, "prior_entropy": _nats(result.prior_entropy), "out": a.out,
+    }))
+    return 0
+
+
+def _estimated_dependency(a: argparse.Namespace):
+    from par_demo.dependency_figures import draw_estimated_map
+    from par_demo.training_codes import shipped_maps
+
+    for given, field in ((a.image, "--image"), (a.class_, "--class"), (a.model, "--model")):
+        if given is not None:
+            raise ValueError(f"{field}: the estimator measures over many pictures, not one "
+                             f"picture or model; add --method model for that")
+    if a.pictures is None:
+        _check_no_folder_options(a)
+        maps = shipped_maps()
+        result, extra = maps.map(_check_cell(a.cell, maps.prior_entropy.shape[0])), {}
+    else:
+        estimator, extra = _folder_estimator(a)
+        result = estimator.dependency_map(_check_cell(a.cell, estimator.grid))
+    return result, draw_estimated_map(result), {"pictures": result.pictures, **extra,
+                                                 "information_error": round(result.error, 4)}
+
+
+def cmd_orderings(a: argparse.Namespace) -> int:
+    from par_demo.dependency_figures import draw_estimated_increase
+    from par_demo.estimator_orders import CONTEXT_RADIUS, FoldGram, entropy_increase
+    from par_demo.training_codes import FIGURE11_ORDERINGS, shipped_orderings
+
+    if a.parallel not in (4, 16):
+        raise ValueError(f"--parallel must be 4 or 16 (the paper's Figure 11), got {a.parallel}")
+    if a.context_radius is not None and a.context_radius < 1:
+        raise ValueError(f"--context-radius must be 1 or more, got {a.context_radius}")
+    if a.pictures is None:
+        _check_no_folder_options(a)
+        if a.context_radius not in (None, CONTEXT_RADIUS):
+            raise ValueError(f"--context-radius: the shipped figure uses {CONTEXT_RADIUS}; "
+                             f"other radii need --pictures")
+        results, extra = [r for r in shipped_orderings() if r.spec.parallel == a.parallel], {}
+    else:
+        estimator, extra = _folder_estimator(a)
+        gram = FoldGram(estimator)
+        results = [entropy_increase(gram, ScheduleSpec(estimator.grid, order, parallel, init),
+                                    a.context_radius or CONTEXT_RADIUS)
+                   for order, parallel, init in FIGURE11_ORDERINGS if parallel == a.parallel]
+    draw_estimated_increase(results).save(a.out)
+    print(json.dumps({
+        "method": "estimator", "pictures": results[0].pictures, **extra,
+        "context_radius": results[0].context_radius,
+        "orderings": [{"ordering": r.spec.label, "mean_increase": round(r.mean_increase, 4),
+                       "error": round(r.error, 4)} for r in results], "out": a.out}))
+    return 0
+
+
+def _check_no_folder_options(a: argparse.Namespace) -> None:
+    for given, field in ((a.tokenizer, "--tokenizer"), (a.tokenizer_weights,
+                                                        "--tokenizer-weights"),
+                         (a.image_size, "--image-size"), (a.limit, "--limit")):
+        if given is not None:
+            raise ValueError(f"{field}: only with --pictures (the shipped training codes come "
+                             f"from the embedded tokenizer)")
+
+
+def _folder_estimator(a: argparse.Namespace):
+    """The estimator over a folder of pictures through a tokenizer (ImageNet and VQ-16 for the
+    paper's own measurement)."""
+    from par_demo.checkpoints import load_tokenizer, weight_file
+    from par_demo.estimator import DependencyEstimator, codebook_features
+    from par_demo.folder_codes import encode_folder, picture_files, tokenizer_codebook
+    from par_demo.presets import EMBEDDED, TOKENIZERS, VQ16
+
+    presets = {**TOKENIZERS, VQ16.name: VQ16}
+    name = a.tokenizer or EMBEDDED.tokenizer.name
+    if name not in presets:
+        raise ValueError(f"--tokenizer must be one of {', '.join(presets)}, got {name!r}")
+    preset = replace(presets[name], args=replace(presets[name].args, with_encoder=True))
+    path = Path(a.tokenizer_weights) if a.tokenizer_weights else weight_file(preset.weights)
+    tokenizer = load_tokenizer(preset, path).eval()
+    size = a.image_size or 16 * preset.args.downsample
+    if size < preset.args.downsample or size % preset.args.downsample:
+        raise ValueError(f"--image-size must be a multiple of the tokenizer's "
+                         f"{preset.args.downsample} pixels a token, got {size}")
+    if a.limit is not None and a.limit < 1:
+        raise ValueError(f"--limit must be 1 or more, got {a.limit}")
+    folder = encode_folder(tokenizer, picture_files(Path(a.pictures), a.limit), size)
+    estimator = DependencyEstimator(codebook_features(folder.codes, tokenizer_codebook(tokenizer)))
+    return estimator, {"tokenizer": name, "image_size": size, "skipped": list(folder.skipped)}
+
+
+def _model_dependency(a: argparse.Namespace):
     from par_demo.checkpoints import load_model
     from par_demo.dependency import DependencyUnsupported, dependency_map, dependency_refusal
     from par_demo.dependency_figures import draw_dependency
     from par_demo.editing import encode_picture, load_editing_tokenizer
     from par_demo.pictures import read_picture
-    from par_demo.presets import get_preset
+    from par_demo.presets import DEFAULT_MODEL, get_preset
 
-    preset = get_preset(a.model)
+    for given, field in ((a.pictures, "--pictures"), (a.tokenizer, "--tokenizer"),
+                         (a.tokenizer_weights, "--tokenizer-weights"),
+                         (a.image_size, "--image-size"), (a.limit, "--limit")):
+        if given is not None:
+            raise ValueError(f"{field}: only with the estimator (--method estimator)")
+    preset = get_preset(a.model or DEFAULT_MODEL)
     refusal = dependency_refusal(preset)
     if refusal:
         raise DependencyUnsupported(refusal)
-    G = preset.args.grid
-    if not all(0 <= v < G for v in a.cell):
-        raise ValueError(f"--cell must be ROW,COL with both in 0..{G - 1}, got "
-                         f"{a.cell[0]},{a.cell[1]}")
+    cell = _check_cell(a.cell, preset.args.grid)
+    if a.image is None:
+        raise ValueError("--image: the model method measures one picture; give its file")
     class_id = None if a.class_ is None else preset.class_names().resolve(a.class_)
     picture = read_picture(a.image, preset.image_size, field="--image")
     tokens = encode_picture(load_editing_tokenizer(preset), picture).tokens
-    result = dependency_map(load_model(preset).transformer, tokens, a.cell, class_id)
-    draw_dependency(result, picture.image).save(a.out)
-    print(json.dumps({
-        "model": preset.name, "cell": list(a.cell), "class": class_id,
-        "entropy": _nats(result.entropy), "prior_entropy": _nats(result.prior_entropy),
-        "out": a.out,
-    }))
-    return 0
+    result = dependency_map(load_model(preset).transformer, tokens, cell, class_id)
+    return result, draw_dependency(result, picture.image), {"model": preset.name,
+                                                            "class": class_id}
+
+
+def _folder_args(p: argparse.ArgumentParser) -> None:
+    """The estimator's options for running over a folder of pictures instead of the shipped
+    training emoji."""
+    p.add_argument("--pictures", default=None,
+                   help="estimator: a folder of pictures (sub-folders too; e.g. ImageNet) "
+                        "instead of the shipped training emoji")
+    p.add_argument("--tokenizer", default=None,
+                   help="estimator with --pictures: a tokenizer preset, e.g. VQ-16 (LlamaGen's; "
+                        "default: the embedded emoji tokenizer)")
+    p.add_argument("--tokenizer-weights", default=None,
+                   help="estimator with --pictures: the tokenizer's file (default: the preset's)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="estimator with --pictures: pictures are centre-cropped to this side "
+                        "(default: 16 tokens a side)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="estimator with --pictures: the first N pictures in path order (the "
+                        "paper: 10000)")
+
+
+def _check_cell(cell: tuple[int, int], grid: int) -> tuple[int, int]:
+    if not all(0 <= v < grid for v in cell):
+        raise ValueError(f"--cell must be ROW,COL with both in 0..{grid - 1}, got "
+                         f"{cell[0]},{cell[1]}")
+    return cell
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,17 +387,32 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_fetch)
 
     p = sub.add_parser("dependency", help="how much knowing one cell's token tells about every "
-                                          "other cell of a picture (the paper's Figure 9)")
-    p.add_argument("--image", required=True, help="a picture; fitted on white to the model's size")
+                                          "other cell (the paper's Figure 9)")
     p.add_argument("--cell", type=_cell, required=True, help="the known cell: ROW,COL")
+    p.add_argument("--method", choices=("estimator", "model"), default="estimator",
+                   help="estimator: the paper's, over the shipped training emoji (no picture); "
+                        "model: what the embedded model believes about one picture")
+    _folder_args(p)
+    p.add_argument("--image", default=None, help="model: the picture, fitted on white")
     p.add_argument("--class", dest="class_", default=None,
-                   help="class index or name (default: unconditional)")
-    p.add_argument("--model", default=None, help="a preset name (default: the embedded model)")
+                   help="model: class index or name (default: unconditional)")
+    p.add_argument("--model", default=None, help="model: a preset name (default: the embedded)")
     p.add_argument("--out", default="dependency.png")
     p.set_defaults(func=cmd_dependency)
 
+    p = sub.add_parser("orderings", help="how much generating a step's group together raises "
+                                         "each cell's entropy, by the paper's estimator "
+                                         "(its Figure 11)")
+    p.add_argument("--parallel", type=int, default=4, help="tokens per step: 4 or 16")
+    p.add_argument("--context-radius", type=int, default=None,
+                   help="with --pictures: earlier cells within this many cells feed each "
+                        "prediction (default 3; smaller is faster, larger tighter on big sets)")
+    _folder_args(p)
+    p.add_argument("--out", default="orderings.png")
+    p.set_defaults(func=cmd_orderings)
+
     a = parser.parse_args(argv)
-    if a.command in ("generate", "edit", "dependency", "sample") and a.model is None:
+    if a.command in ("generate", "edit", "sample") and a.model is None:
         from par_demo.presets import DEFAULT_MODEL
 
         a.model = DEFAULT_MODEL

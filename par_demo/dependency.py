@@ -62,8 +62,9 @@ class SlotScores:
 
 @torch.no_grad()
 def score_slots(model: Transformer, schedules: list[Schedule], rows_B: np.ndarray,
-                grids_BL: np.ndarray, cond_B: np.ndarray) -> SlotScores:
-    """Teacher-force example b with schedules[rows_B[b]] (all of one length) on its grid."""
+                grids_BL: np.ndarray, cond_B: np.ndarray, slots: int | None = None) -> SlotScores:
+    """Teacher-force example b with schedules[rows_B[b]] (all of one length) on its grid; only
+    the first `slots` slots when given (no slot sees a later one, so the rest change nothing)."""
     device = next(model.parameters()).device
     bank = layout_bank(schedules).to(device)
     targets, entropies, nlls = [], [], []
@@ -72,6 +73,8 @@ def score_slots(model: Transformer, schedules: list[Schedule], rows_B: np.ndarra
             torch.as_tensor(grids_BL[i:i + BATCH_ROWS], device=device).long(),
             torch.as_tensor(cond_B[i:i + BATCH_ROWS], device=device).long(),
             torch.as_tensor(rows_B[i:i + BATCH_ROWS], device=device).long(), bank)
+        if slots is not None:
+            batch = batch.first_slots(slots)
         logits_BSV = model(batch.cond, batch.tokens, batch.slots, mask_BSS=batch.mask)
         logp_BSV = torch.log_softmax(logits_BSV.float(), dim=-1)
         entropies.append(torch.special.entr(logp_BSV.exp()).sum(-1).cpu())
@@ -138,7 +141,7 @@ def prior_entropy(model: Transformer, class_id: int | None) -> np.ndarray:
     schedules = [first_steps(spec, [q]) for q in range(G * G)]
     grids = np.zeros((G * G, G * G), dtype=np.int64)  # the class slot feeds no token
     scores = score_slots(model, schedules, np.arange(G * G), grids,
-                         np.full(G * G, _cond(model, class_id)))
+                         np.full(G * G, _cond(model, class_id)), slots=1)
     return scores.entropy[:, 0].reshape(G, G)
 
 
@@ -157,7 +160,7 @@ def dependency_map(model: Transformer, tokens: np.ndarray, cell: tuple[int, int]
     schedules = [two_step_order(spec, c, int(q)) for q in others]
     scores = score_slots(model, schedules, np.arange(len(others)),
                          np.repeat(flat[None], len(others), 0),
-                         np.full(len(others), _cond(model, class_id)))
+                         np.full(len(others), _cond(model, class_id)), slots=2)
     given = np.zeros(G * G, dtype=np.float32)  # a known token leaves no uncertainty
     given[others] = scores.entropy[:, 1]
     return DependencyMap(cell=(row, col), class_id=class_id,
@@ -258,3 +261,13 @@ def information_by_distance(maps: list[DependencyMap]) -> dict[int, float]:
         for d in range(1, int(distance.max()) + 1):
             sums.setdefault(d, []).extend(info[distance == d].tolist())
     return {d: float(np.mean(v)) for d, v in sorted(sums.items())}
+
+
+def information_rings(cell: tuple[int, int], information_GG: np.ndarray) -> dict[str, float]:
+    """Mean information at Chebyshev distance 1, 2, 3 and 4 or more from `cell` (nats): the
+    numbers the paper's Figure 9 is read by."""
+    G = information_GG.shape[0]
+    rows, cols = np.indices((G, G))
+    distance = np.maximum(abs(rows - cell[0]), abs(cols - cell[1]))
+    rings = {str(d): distance == d for d in (1, 2, 3)} | {"4+": distance >= 4}
+    return {name: float(information_GG[ring].mean()) for name, ring in rings.items() if ring.any()}

@@ -21,6 +21,7 @@ from PIL import Image
 from par_demo.heldout import HeldoutGrids
 from par_demo.orders import ScheduleSpec, build_schedule
 from par_demo.presets import DEFAULT_MODEL, get_preset
+from par_demo.training_codes import shipped_estimator
 
 TOOLS = {"generate_image", "compare_orderings", "schedule_figure", "edit_image", "dependency_map"}
 PAGE_ENDPOINTS = {"/generate", "/stop", "/export", "/compare", "/export_compare", "/schedule",
@@ -53,9 +54,9 @@ CORRECT_CALLS = {  # one correct call per tool, the smallest and the fullest
                    {"image": "data:image/png;base64," + PNG, "region": "border",
                     "class_name": "3", "parallelism": 16, "ordering": "raster",
                     "initial_tokens": False, "seed": 7}],
-    "dependency_map": [{"row": 0, "col": 0, "picture_index": 0},
+    "dependency_map": [{"row": 0, "col": 0},
                        {"row": 8, "col": 3, "image": PNG, "picture_index": -1,
-                        "class_name": "heart"}],
+                        "class_name": "heart", "method": "model"}],
 }
 
 
@@ -211,21 +212,35 @@ def test_a_tools_picture_url_is_an_input_of_edit_image_and_dependency_map(app):
                                       "parallelism": 16})
     assert picture(edited).shape == (SHOWN_PX, SHOWN_PX, 3)
     assert report(edited)["generated_cells"] == (GRID // 2) ** 2
-    mapped = call(app, "dependency_map", {"row": 2, "col": 5, "image": url})
+    mapped = call(app, "dependency_map", {"row": 2, "col": 5, "image": url, "method": "model"})
     picture(mapped)
     details = report(mapped)
     assert details["cell"] == [2, 5] and details["class"] is None and "psnr" in details
 
 
+def test_dependency_map_by_default_is_the_papers_estimator_over_the_training_emoji(app):
+    result = call(app, "dependency_map", {"row": 8, "col": 8})
+    details = report(result)
+    expected = shipped_estimator().dependency_map((8, 8))
+    assert details["method"] == "estimator" and details["pictures"] == expected.pictures
+    assert details["entropy"][8][8] is None
+    np.testing.assert_allclose(details["prior_entropy"], expected.prior_entropy, atol=1e-3)
+    assert details["information_error"] == round(expected.error, 4)
+    distance = details["information_by_distance"]
+    assert distance["1"] > distance["2"] > distance["4+"]
+    assert picture(result).shape[1] > 2 * picture(result).shape[0]  # three maps side by side
+
+
 def test_dependency_map_of_a_heldout_picture_returns_figure_9_and_its_maps(app):
     result = call(app, "dependency_map", {"row": 8, "col": 8, "picture_index": 0,
-                                          "class_name": "0"})
+                                          "class_name": "0", "method": "model"})
     image = picture(result)
     details = report(result)
     assert image.shape[1] > 3 * image.shape[0]  # the picture and three maps side by side
     entropy, prior = np.array(details["entropy"]), np.array(details["prior_entropy"])
     assert entropy.shape == prior.shape == (GRID, GRID)
     assert entropy[8, 8] == 0 and (prior > 0).all() and details["class"] == 0
+    assert details["method"] == "model"
     assert details["picture_class"] == 0
     information = prior - entropy
     neighbours = (information[7:10, 7:10].sum() - information[8, 8]) / 8
@@ -262,14 +277,16 @@ REFUSED = [  # (tool, arguments, words the message must contain: the field, what
     ("edit_image", {"image": PNG, "region": "left", "class_name": "unicorn"}, ["class"]),
     ("edit_image", {"image": PNG, "region": "left", "class_name": "heart", "seed": -1},
      ["seed", "0..2147483647"]),
-    ("dependency_map", {"row": 16, "col": 0, "picture_index": 0}, ["row", "0..15"]),
-    ("dependency_map", {"row": 0, "col": -1, "picture_index": 0}, ["col", "0..15"]),
-    ("dependency_map", {"row": 0, "col": 0, "picture_index": HELDOUT},
+    ("dependency_map", {"row": 16, "col": 0}, ["row", "0..15"]),
+    ("dependency_map", {"row": 0, "col": -1}, ["col", "0..15"]),
+    ("dependency_map", {"row": 0, "col": 0, "picture_index": 0}, ["picture_index", "model"]),
+    ("dependency_map", {"row": 0, "col": 0, "image": PNG}, ["image", "model"]),
+    ("dependency_map", {"row": 0, "col": 0, "method": "model", "picture_index": HELDOUT},
      ["picture_index", f"-1..{HELDOUT - 1}"]),
-    ("dependency_map", {"row": 0, "col": 0}, ["image"]),
-    ("dependency_map", {"row": 0, "col": 0, "picture_index": 1, "image": PNG},
-     ["image", "not both"]),
-    ("dependency_map", {"row": 0, "col": 0, "image": "nope"}, ["image"]),
+    ("dependency_map", {"row": 0, "col": 0, "method": "model"}, ["image"]),
+    ("dependency_map", {"row": 0, "col": 0, "method": "model", "picture_index": 1,
+                        "image": PNG}, ["image", "not both"]),
+    ("dependency_map", {"row": 0, "col": 0, "method": "model", "image": "nope"}, ["image"]),
 ]
 OFF_SCHEMA = [  # refused by the MCP layer's schema check, naming what the field accepts
     ("generate_image", {"class_name": "heart", "parallelism": "4"}, ["[1, 4, 16]"]),
@@ -280,7 +297,8 @@ OFF_SCHEMA = [  # refused by the MCP layer's schema check, naming what the field
     ("generate_image", {"parallelism": 4}, ["class_name"]),
     ("compare_orderings", {"class_name": "heart", "orderings": "distant 4x"}, ["array"]),
     ("edit_image", {"image": PNG, "region": "middle", "class_name": "heart"}, ["'border'"]),
-    ("dependency_map", {"row": "8", "col": 0, "picture_index": 0}, ["integer"]),
+    ("dependency_map", {"row": "8", "col": 0}, ["integer"]),
+    ("dependency_map", {"row": 8, "col": 0, "method": "guess"}, ["'estimator'"]),
 ]
 
 

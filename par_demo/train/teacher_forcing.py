@@ -85,6 +85,14 @@ class TeacherForcingBatch:
     mask: torch.Tensor  # [B, S, S] bool, slot a sees slot b
     targets: torch.Tensor  # [B, S] token each slot predicts
 
+    def first_slots(self, count: int) -> "TeacherForcingBatch":
+        """The first `count` slots of every sequence: what a query of its first steps needs."""
+        s = self.slots
+        return TeacherForcingBatch(
+            cond=self.cond, tokens=self.tokens[:, :count],
+            slots=SlotInputs(*(t[:, :count] for t in (s.kind, s.cell, s.filler, s.target))),
+            mask=self.mask[:, :count, :count], targets=self.targets[:, :count])
+
 
 def teacher_forcing_batch(grids_BL: torch.Tensor, cond_B: torch.Tensor, rows_B: torch.Tensor,
                           bank: LayoutBank) -> TeacherForcingBatch:

@@ -21,13 +21,14 @@ from anyio.to_thread import run_sync
 from gradio.mcp import DEFAULT_TEMP_DIR, GradioMCPServer
 
 from par_demo import dependency, editing
-from par_demo.dependency_figures import draw_dependency
+from par_demo.dependency_figures import draw_dependency, draw_estimated_map
 from par_demo.heldout import HeldoutGrids
 from par_demo.masks import REGIONS, region_mask
 from par_demo.orders import ORDERS, ScheduleSpec
 from par_demo.pictures import read_picture
 from par_demo.presets import DEFAULT_MODEL, PRESETS, ModelPreset, UnsupportedSchedule, get_preset
 from par_demo.preview import decode_tokens, enlarge
+from par_demo.training_codes import TrainingCodes, shipped_maps
 from par_demo.ui import explorer, inputs, machine, views
 from par_demo.ui.errors import fail, friendly, shown
 from par_demo.ui.files import FILES
@@ -39,6 +40,7 @@ Parallelism = Literal[inputs.PARALLEL_CHOICES]
 Ordering = Literal[ORDERS]
 CompareOrdering = Literal[tuple(COMPARE_ORDERINGS)]
 Region = Literal[REGIONS]
+DependencyMethod = Literal["estimator", "model"]
 
 
 # A tool waits in the page's queue in the concurrency group of the page's events that do the
@@ -253,32 +255,68 @@ def edit_image(image: str, region: Region, class_name: str, parallelism: Paralle
     return _image(enlarge(final, views.DISPLAY_PX)), json.dumps(report)
 
 
-def _nats(map_GG) -> list[list[float]]:
-    return [[round(float(v), 4) for v in row] for row in map_GG]
+def _nats(map_GG) -> list[list[float | None]]:
+    return [[None if v != v else round(float(v), 4) for v in row] for row in map_GG]
+
+
+def _rings(cell, information) -> dict[str, float]:
+    rings = dependency.information_rings(cell, np.nan_to_num(information))
+    return {k: round(v, 4) for k, v in rings.items()}
 
 
 @friendly
 def dependency_map(row: int, col: int, image: str = "", picture_index: int = -1,
-                   class_name: str = "") -> tuple[gr.FileData, str]:
-    """The paper's Figure 9 for one picture and one cell, computed by the embedded any-order
-    model: each cell's entropy with nothing known (prior) and once the token of cell (row, col)
-    is known, teacher-forced with the picture's own tokens. Give `image`, or `picture_index` for
-    one of the app's held-out emoji (HELDOUT pictures; no file needed). Returns the figure (PNG:
-    the picture, the two maps and their difference, the information) and a JSON text: cell,
-    class, entropy and prior_entropy (16x16 lists, row by row, nats), the mean information at
-    the 8 neighbours and at 4 or more cells away, and the picture's class when held-out.
+                   class_name: str = "",
+                   method: DependencyMethod = "estimator") -> tuple[gr.FileData, str]:
+    """The paper's Figure 9 for one cell: how much knowing the token of cell (row, col) tells
+    about every other cell, in nats. method "estimator" (the default) is the paper's own
+    measurement over the app's PICTURES real training emoji (no picture needed): Gaussian bounds
+    on the entropy of each cell's codebook feature, from least-squares predictions, with nothing
+    known (prior) and given the cell. method "model" asks the embedded any-order model about one
+    picture: its entropy of each cell's token with nothing known and once the cell's token is
+    known, teacher-forced with the picture's own tokens; give `image`, or `picture_index` for one
+    of the app's held-out emoji (HELDOUT pictures). Returns the figure (PNG: the two maps and
+    their difference, the information; the picture too for "model") and a JSON text: method,
+    cell, entropy and prior_entropy (16x16 lists, row by row, nats; the estimator's entropy is
+    null at the cell itself, -infinity), information_by_distance (mean information at distance
+    1, 2, 3 and 4+), for "estimator" pictures and information_error (the stated error of every
+    information value), for "model" the class and the picture's class when held-out.
 
     Args:
         row: the known cell's row, 0..15 (top to bottom)
         col: the known cell's column, 0..15 (left to right)
-        image: the picture (as edit_image takes it): a data: URL or plain base64 of a PNG/JPEG/WebP/GIF file, or the "Image URL" of a picture a tool of this app returned; leave empty with picture_index
-        picture_index: one of the held-out emoji, 0..LAST_HELDOUT; -1 (the default): use image
-        class_name: the class the model is told (a name, part of one, or an index); empty: unconditional (no class)
+        image: model only: the picture (as edit_image takes it): a data: URL or plain base64 of a PNG/JPEG/WebP/GIF file, or the "Image URL" of a picture a tool of this app returned; leave empty with picture_index
+        picture_index: model only: one of the held-out emoji, 0..LAST_HELDOUT; -1 (the default): use image
+        class_name: model only: the class the model is told (a name, part of one, or an index); empty: unconditional (no class)
+        method: estimator (the paper's, over real training emoji) or model (the embedded model's belief about one picture)
     """
-    preset = get_preset(DEFAULT_MODEL)
-    grid = preset.args.grid
+    grid = get_preset(DEFAULT_MODEL).args.grid
     cell = (inputs.number(row, "row", 0, grid - 1, integer=True),
             inputs.number(col, "col", 0, grid - 1, integer=True))
+    method = inputs.choice(method, "method", ("estimator", "model"))
+    if method == "estimator":
+        return _estimated_map(cell, image, picture_index, class_name)
+    return _model_map(cell, image, picture_index, class_name)
+
+
+def _estimated_map(cell, image, picture_index, class_name) -> tuple[gr.FileData, str]:
+    for value, unset, field in ((image, ("", None), "image"),
+                                (picture_index, (-1, None), "picture_index"),
+                                (class_name, ("", None), "class_name")):
+        if value not in unset:
+            fail(f"{field}: the estimator measures over the app's training emoji, not one "
+                 f"picture; give method \"model\" for that")
+    result = shipped_maps().map(cell)
+    report = {"method": "estimator", "cell": list(cell), "pictures": result.pictures,
+              "information_error": round(result.error, 4),
+              "information_by_distance": _rings(cell, result.information),
+              "entropy": _nats(result.entropy), "prior_entropy": _nats(result.prior_entropy)}
+    return _image(np.asarray(draw_estimated_map(result))), json.dumps(report)
+
+
+def _model_map(cell, image, picture_index, class_name) -> tuple[gr.FileData, str]:
+    preset = get_preset(DEFAULT_MODEL)
+    grid = preset.args.grid
     heldout = _heldout()
     index = inputs.number(picture_index, "picture_index", -1, len(heldout) - 1, integer=True)
     if not isinstance(class_name, str):
@@ -302,11 +340,12 @@ def dependency_map(row: int, col: int, image: str = "", picture_index: int = -1,
     result = dependency.dependency_map(loaded.transformer, tokens, cell, class_id)
     info = result.information
     near = abs(np.indices((grid, grid)) - np.array(cell)[:, None, None]).max(0)
-    report = {"cell": list(cell), "class": class_id,
+    report = {"method": "model", "cell": list(cell), "class": class_id,
               "mean_prior_entropy": round(float(result.prior_entropy.mean()), 4),
               "mean_entropy": round(float(result.entropy.mean()), 4),
               "information_neighbours": round(float(info[near == 1].mean()), 4),
               "information_far": round(float(info[near >= 4].mean()), 4),
+              "information_by_distance": _rings(cell, info),
               **report, "entropy": _nats(result.entropy),
               "prior_entropy": _nats(result.prior_entropy)}
     return _image(np.asarray(draw_dependency(result, picture_HW3))), json.dumps(report)
@@ -323,7 +362,8 @@ TOOLS = (  # (tool, its concurrency group); a tool's name is its function's
     (_filled_in(compare_orderings, {"HEADERS": ", ".join(COMPARE_HEADERS)}), MODEL_QUEUE),
     (schedule_figure, FIGURE_QUEUE),
     (edit_image, MODEL_QUEUE),
-    (_filled_in(dependency_map, {"HELDOUT": str(len(_heldout())),
+    (_filled_in(dependency_map, {"PICTURES": str(len(TrainingCodes.load())),
+                                 "HELDOUT": str(len(_heldout())),
                                  "LAST_HELDOUT": str(len(_heldout()) - 1)}), MODEL_QUEUE),
 )
 
