@@ -175,6 +175,8 @@ def sample_steps(
                          f"the model has {args.num_fillers}")
     device = next(model.parameters()).device
     B, L = len(class_ids), args.grid * args.grid
+    if layout.length > L and not args.target_aware:
+        raise ValueError(SHRINKING_STEPS_NEED_TARGET_AWARE)
     cond = torch.as_tensor(list(class_ids), dtype=torch.long, device=device)
     guided = config.cfg_scale > 1.0
     if guided:
@@ -187,10 +189,10 @@ def sample_steps(
             step_logits = plain_steps(model, layout, cond)
         elif path == "graphed" or device.type == "cpu":  # kept between runs (not on ZeroGPU)
             pool = GRAPHED if path == "graphed" else FAST
-            step_logits = stack.enter_context(pool.borrow(model, cond.numel(), L)).run(
-                layout, cond)
+            step_logits = stack.enter_context(
+                pool.borrow(model, cond.numel(), layout.length)).run(layout, cond)
         else:
-            step_logits = FastDecoder(model, cond.numel(), L).run(layout, cond)
+            step_logits = FastDecoder(model, cond.numel(), layout.length).run(layout, cond)
         yield from _step_loop(step_logits, schedule, layout, prefix, B, guided, config, device,
                               path, None if draws_BL is None else draws_BL.to(device))
 
@@ -208,7 +210,7 @@ def step_path(device: torch.device, fast: bool = True, graphs: bool | None = Non
 
 def _step_loop(step_logits, schedule: Schedule, layout, prefix: Prefix, B: int, guided: bool,
                config: SamplingConfig, device, path: str, draws_BL) -> Iterator[StepEvent]:
-    L = layout.kind.size
+    L = schedule.grid * schedule.grid
     targets_all = torch.from_numpy(layout.target).to(device)
     generator = torch.Generator(device).manual_seed(config.seed)
 
@@ -221,9 +223,10 @@ def _step_loop(step_logits, schedule: Schedule, layout, prefix: Prefix, B: int, 
     for t in range(prefix.steps_done, schedule.num_steps):
         t0 = time.perf_counter()
         layout_step = layout.kept_steps + t
-        s0, s1 = int(layout.starts[layout_step]), int(layout.starts[layout_step + 1])
+        s0 = int(layout.starts[layout_step])
+        s1 = s0 + int(layout.predicting[layout_step])  # the step's feed-only slots come last
         targets = layout.target[s0:s1]
-        logits = step_logits(layout_step, tokens)
+        logits = step_logits(layout_step, tokens)[:, :s1 - s0]
         if guided:
             cond_logits, uncond_logits = logits.chunk(2)
             logits = uncond_logits + (cond_logits - uncond_logits) * config.cfg_scale
@@ -250,6 +253,11 @@ KEPT_CELLS_NEED_TARGET_AWARE = (
     "this model cannot keep an arbitrary set of cells: its transition tokens do not know which "
     "cell they predict, so it runs only the schedule it was trained for (it can branch a run of "
     "that schedule from any step)")
+
+
+SHRINKING_STEPS_NEED_TARGET_AWARE = (
+    "this schedule has steps smaller than the step before; only the any-order (target-aware) "
+    "model runs them: its feed-only slots need a target")
 
 
 def generate(model: Transformer, schedule: Schedule, class_ids: Sequence[int],

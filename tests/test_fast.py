@@ -13,7 +13,10 @@ from support import TRANSFORMER_CASES, golden_args, golden_expected, golden_spec
 
 SPECS = [ScheduleSpec(grid=16, order=o, parallel=n, init_tokens=i)
          for o, n, i in [("raster", 1, True), ("distant", 4, True), ("distant", 16, False),
-                         ("random", 4, True)]]
+                         ("random", 4, True)]] + [
+    ScheduleSpec(grid=16, order="zipar", parallel=1, window=3),
+    ScheduleSpec(grid=16, order="diagonal", parallel=1),
+    ScheduleSpec(grid=16, order="random-cosine", parallel=1, steps=31, seed=2)]
 CONFIGS = [SamplingConfig(cfg_scale=2.0, seed=3),
            SamplingConfig(cfg_scale=1.0, temperature=0.8, top_k=40, seed=5),
            SamplingConfig(cfg_scale=1.5, top_p=0.9, seed=6),

@@ -24,7 +24,7 @@ from par_demo import dependency, editing
 from par_demo.dependency_figures import draw_dependency
 from par_demo.heldout import HeldoutGrids
 from par_demo.masks import REGIONS, region_mask
-from par_demo.orders import ORDERS, ScheduleSpec
+from par_demo.orders import ORDERS, PAR_ORDERS, ScheduleSpec
 from par_demo.pictures import read_picture
 from par_demo.presets import DEFAULT_MODEL, PRESETS, ModelPreset, UnsupportedSchedule, get_preset
 from par_demo.preview import decode_tokens, enlarge
@@ -230,7 +230,7 @@ def edit_image(image: str, region: Region, class_name: str, parallelism: Paralle
     """
     preset = get_preset(DEFAULT_MODEL)
     mask = region_mask(inputs.choice(region, "region", REGIONS), preset.args.grid)
-    spec = ScheduleSpec(grid=0, order=inputs.choice(ordering, "ordering", ORDERS),
+    spec = ScheduleSpec(grid=0, order=inputs.choice(ordering, "ordering", PAR_ORDERS),
                         parallel=inputs.parallelism(parallelism),
                         init_tokens=inputs.boolean(initial_tokens, "initial tokens"))
     class_id, class_label = inputs.class_id(preset, class_name)
