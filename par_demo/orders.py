@@ -25,7 +25,12 @@ ORDERS = PAR_ORDERS + RIVAL_ORDERS
 
 
 class ScheduleError(ValueError):
-    """A schedule that cannot exist (bad parallelism, regions that do not tile the grid...)."""
+    """A schedule that cannot exist (bad parallelism, regions that do not tile the grid...);
+    `field` names the ScheduleSpec field at fault where one is (a CLI or form names its own)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -171,18 +176,30 @@ def validate_rival_fields(spec: ScheduleSpec) -> None:
     cells = spec.grid * spec.grid
     if spec.order in RIVAL_ORDERS and spec.parallel != 1:
         raise ScheduleError(f"parallelism applies to {', '.join(PAR_ORDERS)}; {spec.order} sets "
-                            f"its own step sizes (give parallelism 1, got {spec.parallel})")
+                            f"its own step sizes (leave parallelism at 1, got {spec.parallel})",
+                            "parallel")
     if (spec.window is not None) != (spec.order == "zipar"):
-        raise ScheduleError("window applies to the zipar order only, and zipar needs one"
-                            if spec.window is not None else "the zipar order needs a window")
+        raise ScheduleError("window applies to the zipar order only" if spec.window is not None
+                            else "the zipar order needs a window", "window")
     if spec.order == "zipar" and not 1 <= spec.window <= spec.grid:
-        raise ScheduleError(f"window must be 1 to {spec.grid} (the grid side), got {spec.window}")
+        raise ScheduleError(f"window must be 1 to {spec.grid} (the grid side), got {spec.window}",
+                            "window")
     if (spec.steps is not None) != (spec.order == "random-cosine"):
         raise ScheduleError("steps applies to the random-cosine order only"
-                            if spec.steps is not None else "the random-cosine order needs steps")
+                            if spec.steps is not None else "the random-cosine order needs steps",
+                            "steps")
     if spec.order == "random-cosine" and not 1 <= spec.steps <= cells:
         raise ScheduleError(f"steps must be 1 to {cells} (one cell per step at most), "
-                            f"got {spec.steps}")
+                            f"got {spec.steps}", "steps")
+
+
+def validated_spec(spec: ScheduleSpec) -> ScheduleSpec:
+    """`spec` when its rival fields fit its order; else ScheduleError naming the field. (Whether
+    the rest fits the grid is build_schedule's and subset_schedule's to say.)"""
+    if spec.order not in ORDERS:
+        raise ScheduleError(f"unknown order {spec.order!r}; choose one of {', '.join(ORDERS)}")
+    validate_rival_fields(spec)
+    return spec
 
 
 def build_schedule(spec: ScheduleSpec) -> Schedule:
