@@ -53,6 +53,19 @@ class ScheduleSpec:
         return math.isqrt(self.parallel)
 
     @property
+    def slug(self) -> str:
+        """The ordering in a file name: distant-4x, distant-4x-noinit, zipar-w3, diagonal,
+        random-cosine-s31."""
+        if self.order == "zipar":
+            return f"zipar-w{self.window}"
+        if self.order == "random-cosine":
+            return f"random-cosine-s{self.steps}"
+        if self.order == "diagonal":
+            return "diagonal"
+        init = "" if self.parallel == 1 or self.init_tokens else "-noinit"
+        return f"{self.order}-{self.parallel}x{init}"
+
+    @property
     def label(self) -> str:
         if self.order == "zipar":
             return f"zipar, window {self.window}"
@@ -133,6 +146,11 @@ class Schedule:
     @property
     def sizes(self) -> list[int]:
         return [len(s) for s in self.steps]
+
+    @property
+    def one_token_per_step(self) -> bool:
+        """The baseline a speedup is measured against (raster 1x, random 1x, zipar at w = G)."""
+        return self.num_steps == len(self.sequence)
 
     @property
     def num_init_steps(self) -> int:
