@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from par_demo.models.fast import FAST, GRAPHED, FastDecoder, steps_in_order
-from par_demo.models.slots import slot_layout
-from par_demo.models.transformer import KVCache, SlotInputs, Transformer
+from par_demo.models.raster_slots import zipar_raster_layout
+from par_demo.models.slots import SlotLayout, slot_layout
+from par_demo.models.transformer import KVCache, ModelArgs, SlotInputs, Transformer
 from par_demo.orders import Schedule
 from par_demo.sampling import SamplingConfig
 
@@ -122,7 +123,7 @@ def plain_steps(model: Transformer, layout, cond_N: torch.Tensor):
     cache = KVCache.empty(args, cond_N.numel(), layout.kind.size, device, dtype)
     slots = SlotInputs(*(torch.from_numpy(a) for a in
                          (layout.kind, layout.cell, layout.filler, layout.target))).to(device)
-    fed_cells = torch.from_numpy(layout.cell.clip(min=0)).to(device)
+    fed_cells = torch.from_numpy(layout.fed.clip(min=0)).to(device)
 
     def steps(first: int, last: int, tokens_BL: torch.Tensor, mask=None) -> torch.Tensor:
         s0, s1 = int(layout.starts[first]), int(layout.starts[last + 1])
@@ -135,7 +136,8 @@ def plain_steps(model: Transformer, layout, cond_N: torch.Tensor):
         s0, s1 = int(layout.starts[first]), int(layout.starts[last + 1])
         return steps(first, last, tokens_BL, torch.from_numpy(layout.visible(s0, s1)).to(device))
 
-    return steps_in_order(layout.starts, lambda t, tokens_BL: steps(t, t, tokens_BL), several)
+    one = steps if layout.sees is None else several  # a layout's own mask goes with every step
+    return steps_in_order(layout.starts, lambda t, tokens_BL: one(t, t, tokens_BL), several)
 
 
 @torch.inference_mode()
@@ -169,14 +171,9 @@ def sample_steps(
                              "give their tokens as a prefix")
         prefix = Prefix(np.full(args.grid * args.grid, -1, dtype=np.int64))
     prefix.check(schedule, len(class_ids), args.vocab_size)
-    layout = slot_layout(schedule)
-    if layout.num_fillers > args.num_fillers:
-        raise ValueError(f"this schedule needs {layout.num_fillers} learnable transition tokens, "
-                         f"the model has {args.num_fillers}")
+    layout = model_layout(schedule, args)
     device = next(model.parameters()).device
     B, L = len(class_ids), args.grid * args.grid
-    if layout.length > L and not args.target_aware:
-        raise ValueError(SHRINKING_STEPS_NEED_TARGET_AWARE)
     cond = torch.as_tensor(list(class_ids), dtype=torch.long, device=device)
     guided = config.cfg_scale > 1.0
     if guided:
@@ -195,6 +192,22 @@ def sample_steps(
             step_logits = FastDecoder(model, cond.numel(), layout.length).run(layout, cond)
         yield from _step_loop(step_logits, schedule, layout, prefix, B, guided, config, device,
                               path, None if draws_BL is None else draws_BL.to(device))
+
+
+def model_layout(schedule: Schedule, args: ModelArgs) -> SlotLayout:
+    """The one place that lays a schedule out for a model: the any-order model and PAR's own
+    schedules take slots.py's layout; ZipAR on a raster (LlamaGen) model, training-free, takes
+    raster_slots.py's. ValueError says why a model cannot take a schedule."""
+    raster_model = not args.target_aware and args.num_fillers == 0
+    if schedule.spec.order == "zipar" and raster_model and not len(schedule.kept_cells):
+        return zipar_raster_layout(schedule)
+    layout = slot_layout(schedule)
+    if layout.num_fillers > args.num_fillers:
+        raise ValueError(f"this schedule needs {layout.num_fillers} learnable transition tokens, "
+                         f"the model has {args.num_fillers}")
+    if layout.length > args.grid * args.grid and not args.target_aware:
+        raise ValueError(SHRINKING_STEPS_NEED_TARGET_AWARE)
+    return layout
 
 
 def step_path(device: torch.device, fast: bool = True, graphs: bool | None = None) -> str:
@@ -257,7 +270,7 @@ KEPT_CELLS_NEED_TARGET_AWARE = (
 
 SHRINKING_STEPS_NEED_TARGET_AWARE = (
     "this schedule has steps smaller than the step before; only the any-order (target-aware) "
-    "model runs them: its feed-only slots need a target")
+    "model runs them (its feed-only slots need a target), and a raster model ZipAR's")
 
 
 def generate(model: Transformer, schedule: Schedule, class_ids: Sequence[int],

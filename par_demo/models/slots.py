@@ -37,11 +37,20 @@ class SlotLayout:
     starts: np.ndarray  # [kept_steps + num_steps + 1] first slot of each step
     predicting: np.ndarray  # [kept_steps + num_steps] slots of each step that predict a cell
     kept_steps: int = 0  # steps of kept cells before the schedule's step 0
+    # Set by layouts that read a token away from the slot's position (raster_slots.py): the cell
+    # whose token each slot feeds, and what each slot sees ([S, S]); None: `cell`, block-causal
+    source: np.ndarray | None = None
+    sees: np.ndarray | None = None
 
     @property
     def length(self) -> int:
         """Slots in the whole sequence: G*G, plus one feed-only slot per cell a step shrinks."""
         return self.kind.size
+
+    @property
+    def fed(self) -> np.ndarray:
+        """[S] the cell whose token each slot feeds (-1 for class and filler slots)."""
+        return self.cell if self.source is None else self.source
 
     @property
     def num_fillers(self) -> int:
@@ -50,12 +59,17 @@ class SlotLayout:
         return int(used.max()) + 1 if used.size else 0
 
     def block_causal_mask(self) -> np.ndarray:
-        """[S, S] bool: slot a sees slot b when b's step is not later than a's."""
+        """[S, S] bool: slot a sees slot b when b's step is not later than a's (or as `sees`
+        says)."""
+        if self.sees is not None:
+            return self.sees
         return self.step[None, :] <= self.step[:, None]
 
     def visible(self, s0: int, s1: int) -> np.ndarray:
         """[s1 - s0, s1] bool: what slots s0..s1-1 see of slots 0..s1-1 (block_causal_mask's
         rows), for a forward that computes several steps' slots at once."""
+        if self.sees is not None:
+            return self.sees[s0:s1, :s1]
         return self.step[None, :s1] <= self.step[s0:s1, None]
 
 

@@ -58,7 +58,7 @@ def model_changed(model: str, current_class) -> ModelChange:
     else:
         change.parallel = gr.update(value=r.parallel, interactive=False)
         change.order = gr.update(value=r.order if r.order in ("distant", "raster") else "distant",
-                                 interactive=False)
+                                 interactive=bool(preset.training_free))
         change.init = gr.update(value=r.init_tokens, interactive=False)
     return change
 
