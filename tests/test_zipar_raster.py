@@ -101,6 +101,25 @@ def test_zipar_on_the_raster_model_follows_its_rule(llamagen, window, fast):
     assert np.array_equal(event.tokens, zipar_by_its_rule(llamagen, window))
 
 
+def test_the_static_masked_forward_takes_the_raster_layouts_own_mask(llamagen):
+    """What CUDA graphs would run (whole cache, index writes) under the layout's mask."""
+    from par_demo.models.fast import FastDecoder
+    from par_demo.sampler import plain_steps
+
+    class MaskedDecoder(FastDecoder):
+        static = True
+
+    layout = zipar_raster_layout(build_schedule(ScheduleSpec(grid=8, order="zipar", parallel=1,
+                                                             window=3)))
+    cond = torch.tensor([1, 7, 10, 10])
+    tokens = torch.randint(0, 64, (2, 64), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        static = MaskedDecoder(llamagen, 4, layout.length).run(layout, cond)
+        plain = plain_steps(llamagen, layout, cond)
+        for t in range(len(layout.starts) - 1):
+            torch.testing.assert_close(static(t, tokens), plain(t, tokens), rtol=0, atol=1e-5)
+
+
 def test_zipar_with_the_whole_row_as_window_is_the_reference_raster_generation(llamagen):
     schedule = build_schedule(ScheduleSpec(grid=8, order="zipar", parallel=1, window=8))
     result = generate(llamagen, schedule, CLASSES, GREEDY)
