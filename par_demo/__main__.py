@@ -158,6 +158,8 @@ def cmd_models(a: argparse.Namespace) -> int:
         files = [preset.weights, preset.tokenizer.weights]
         missing = [f.filename for f in files if local_weight_file(f) is None]
         runs = "any schedule" if preset.runs is None else preset.runs.label
+        if preset.training_free:
+            runs += f" (+ {', '.join(preset.training_free)})"
         state = "ready" if not missing else "missing " + ", ".join(missing)
         print(f"{preset.name:24s} {runs:36s} {state}")
     return 0
