@@ -314,6 +314,10 @@ def test_generate_and_the_explorer_take_the_rival_fields():
         plan(order="random-cosine", steps=2.5)
     check = gen.generate_check(DEFAULT_MODEL, 4, "zipar", True, 3, 67)
     assert "74 steps" in check.check and check.window["visible"] and not check.steps["visible"]
+    controls = und.order_controls("random-cosine")
+    assert controls.steps["visible"] and not controls.window["visible"]
+    assert not controls.parallel["interactive"] and und.order_controls("raster").init[
+        "interactive"]
     explained = und.explore(8, 4, "zipar", True, 9, 67)
     assert explained.figure is None and "window must be 1 to 8" in explained.text
     image, text, steps = schedule_figure(16, 4, "diagonal", True)

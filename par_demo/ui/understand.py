@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from par_demo.animation import FRAME_MS_RANGE
-from par_demo.orders import ORDERS
+from par_demo.orders import ORDERS, PAR_ORDERS
 from par_demo.presets import DEFAULT_MODEL, get_preset
 from par_demo.ui import widgets as w
 from par_demo.ui.errors import InputError, friendly
@@ -62,6 +62,23 @@ def unexplored() -> Explored:
     """A refused request (a bad value): nothing of the previous schedule stays up."""
     return Explored(None, "✗ No such schedule (the message says why).",
                     gr.update(value=1, maximum=2), None)
+
+
+@dataclass
+class OrderControls:
+    parallel: Any
+    init: Any
+    window: Any
+    steps: Any
+
+
+def order_controls(order: str) -> OrderControls:
+    """Each ordering's own controls: parallelism and initial tokens for PAR's orders, the window
+    for zipar, the steps for random-cosine."""
+    par = order in PAR_ORDERS
+    return OrderControls(gr.update(interactive=par), gr.update(interactive=par),
+                         gr.update(visible=order == "zipar"),
+                         gr.update(visible=order == "random-cosine"))
 
 
 @dataclass
@@ -139,10 +156,11 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
                                   label="Parallelism")
             u.order = gr.Radio(list(ORDERS), value="distant", label="Ordering")
             u.init = gr.Checkbox(value=True, label="Sequential initial tokens")
-            u.window = gr.Slider(*WINDOW_RANGE, value=DEFAULT_WINDOW, step=1,
-                                 label="ZipAR window (zipar only)", elem_id="sch-window")
-            u.steps = gr.Slider(*STEPS_RANGE, value=DEFAULT_STEPS, step=1,
-                                label="Steps (random-cosine only)", elem_id="sch-steps")
+            u.window = gr.Slider(*WINDOW_RANGE, value=DEFAULT_WINDOW, step=1, visible=False,
+                                 label="ZipAR window", elem_id="sch-window",
+                                 info="a row starts once the row above has this many tokens")
+            u.steps = gr.Slider(*STEPS_RANGE, value=DEFAULT_STEPS, step=1, visible=False,
+                                label="Steps (random-cosine)", elem_id="sch-steps")
             u.text = gr.Markdown(label="Schedule description", elem_id="par-understand-text")
         with gr.Column(scale=2):
             u.figure = w.image("Figure 3: step of each token", elem_id="sch-figure")
@@ -172,6 +190,7 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
                     concurrency_limit=8, triggers=[page.demo.load] + [c.change for c in schedule],
                     **ui)
     w.on(explored.failure, unexplored, None, u, Explored, **w.UI)
+    w.on(u.order.change, order_controls, u.order, u, OrderControls, **w.UI)
     # a shown animation follows the settings (none is left up for a schedule that cannot exist)
     w.on(gr.on, follow_animation, schedule + [frame_ms, u.animation], u, Animated,
          triggers=[c.change for c in schedule], trigger_mode="always_last",
