@@ -216,8 +216,8 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
                                   elem_id="gen-parallel")
             g.order = gr.Radio(list(GENERATE_ORDERS), value="distant", label="Ordering",
                                elem_id="gen-order")
-            g.init = gr.Checkbox(value=True, label="Sequential initial tokens",
-                                 info="Stage 1: the first tokens one at a time")
+            # no info line: the five orderings take a second row and Generate stays in view
+            g.init = gr.Checkbox(value=True, label="Sequential initial tokens (stage 1)")
             g.window = gr.Slider(*WINDOW_RANGE, value=DEFAULT_WINDOW, step=1, visible=False,
                                  label="ZipAR window", elem_id="gen-window",
                                  info="a row starts once the row above has this many tokens")
