@@ -1,6 +1,8 @@
 """Command line: draw schedules, generate step-by-step animations, list and fetch models.
 
     python -m par_demo schedule --grid 24 --parallel 4 --order distant --out fig3.png
+    python -m par_demo schedule --grid 24 --order zipar --window 8 --out zipar.png
+    python -m par_demo schedule --grid 16 --order random-cosine --steps 31 --out cosine.png
     python -m par_demo generate --class 3 --parallel 4 --order distant --seed 0 --out run.gif
     python -m par_demo edit --image in.png --region right --class 3 --seed 0 --out edit.gif
     python -m par_demo sample --num-images 50000 --batch 64 --out samples.npz  # or under torchrun
@@ -22,22 +24,36 @@ import numpy as np
 
 from par_demo.masks import REGIONS
 from par_demo.batch_cli import add_arguments as add_sample_arguments
-from par_demo.orders import ORDERS, ScheduleError, ScheduleSpec, build_schedule
+from par_demo.orders import (ORDERS, PAR_ORDERS, ScheduleError, ScheduleSpec, build_schedule,
+                             validated_spec)
 
 
 def _schedule_args(p: argparse.ArgumentParser, grid_default: int | None) -> None:
     p.add_argument("--grid", type=int, default=grid_default, help="tokens per side")
-    p.add_argument("--parallel", type=int, default=4, help="tokens per step: 1, 4 or 16")
+    p.add_argument("--parallel", type=int, default=None,
+                   help=f"tokens per step: 1, 4 or 16 (default 4; {', '.join(PAR_ORDERS)} only)")
     p.add_argument("--order", choices=ORDERS, default="distant")
     p.add_argument("--no-init", dest="init_tokens", action="store_false",
                    help="skip the sequential initial tokens")
     p.add_argument("--regions", type=int, default=None, help="distant: regions per side")
-    p.add_argument("--order-seed", type=int, default=0, help="random order: its seed")
+    p.add_argument("--order-seed", type=int, default=0,
+                   help="random and random-cosine orders: their seed")
+    p.add_argument("--window", type=int, default=None,
+                   help="zipar: row r+1 starts once row r has this many tokens (1..grid)")
+    p.add_argument("--steps", type=int, default=None, help="random-cosine: its number of steps")
 
 
 def _spec(a: argparse.Namespace, grid: int) -> ScheduleSpec:
-    return ScheduleSpec(grid=grid, order=a.order, parallel=a.parallel, init_tokens=a.init_tokens,
-                        regions=a.regions, seed=a.order_seed)
+    """The flags' schedule; ScheduleError names a flag given to an order it does not apply to."""
+    parallel = a.parallel if a.parallel is not None else (4 if a.order in PAR_ORDERS else 1)
+    try:
+        return validated_spec(ScheduleSpec(
+            grid=grid, order=a.order, parallel=parallel, init_tokens=a.init_tokens,
+            regions=a.regions, seed=a.order_seed, window=a.window, steps=a.steps))
+    except ScheduleError as err:
+        if err.field is None:
+            raise
+        raise ScheduleError(f"--{err.field}: {err}") from None
 
 
 def cmd_schedule(a: argparse.Namespace) -> int:
@@ -144,6 +160,8 @@ def cmd_models(a: argparse.Namespace) -> int:
         files = [preset.weights, preset.tokenizer.weights]
         missing = [f.filename for f in files if local_weight_file(f) is None]
         runs = "any schedule" if preset.runs is None else preset.runs.label
+        if preset.training_free:
+            runs += f" (+ {', '.join(preset.training_free)})"
         state = "ready" if not missing else "missing " + ", ".join(missing)
         print(f"{preset.name:24s} {runs:36s} {state}")
     return 0

@@ -4,6 +4,10 @@ A schedule for a G x G token grid is a list of steps; each step is the array of 
 indices (row * G + col) generated together, in slot order. A schedule may cover only some cells
 (`subset_schedule`, for edits): the others are kept, known before the first step. Pure numpy, no
 torch.
+
+Besides PAR's orders (raster, distant, random: `parallel` tokens per step) come its rivals, each
+with its own step sizes: ZipAR's row window, the diagonal wavefront and a random order on a
+cosine schedule (rivals.py lays out their steps).
 """
 from __future__ import annotations
 
@@ -13,21 +17,32 @@ from functools import cached_property
 
 import numpy as np
 
-ORDERS = ("raster", "distant", "random")
+from par_demo.rivals import cosine_steps, diagonal_steps, zipar_steps
+
+PAR_ORDERS = ("raster", "distant", "random")  # n tokens per step; these also order edits
+RIVAL_ORDERS = ("zipar", "diagonal", "random-cosine")  # step sizes of their own
+ORDERS = PAR_ORDERS + RIVAL_ORDERS
 
 
 class ScheduleError(ValueError):
-    """A schedule that cannot exist (bad parallelism, regions that do not tile the grid...)."""
+    """A schedule that cannot exist (bad parallelism, regions that do not tile the grid...);
+    `field` names the ScheduleSpec field at fault where one is (a CLI or form names its own)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
 class ScheduleSpec:
     grid: int  # tokens per side
-    order: str = "distant"  # raster | distant | random
-    parallel: int = 4  # tokens per parallel step (n)
+    order: str = "distant"  # one of ORDERS
+    parallel: int = 4  # tokens per parallel step (n); 1 for the rival orders
     init_tokens: bool = True  # generate the first n tokens one per step (PAR's Stage 1)
     regions: int | None = None  # distant: regions per side; None = sqrt(n), or 2 when n == 1
-    seed: int = 0  # random order only
+    seed: int = 0  # random and random-cosine orders only
+    window: int | None = None  # zipar only: row r+1 starts once row r has this many tokens
+    steps: int | None = None  # random-cosine only: the number of steps S
 
     @property
     def regions_per_side(self) -> int:
@@ -38,7 +53,26 @@ class ScheduleSpec:
         return math.isqrt(self.parallel)
 
     @property
+    def slug(self) -> str:
+        """The ordering in a file name: distant-4x, distant-4x-noinit, zipar-w3, diagonal,
+        random-cosine-s31."""
+        if self.order == "zipar":
+            return f"zipar-w{self.window}"
+        if self.order == "random-cosine":
+            return f"random-cosine-s{self.steps}"
+        if self.order == "diagonal":
+            return "diagonal"
+        init = "" if self.parallel == 1 or self.init_tokens else "-noinit"
+        return f"{self.order}-{self.parallel}x{init}"
+
+    @property
     def label(self) -> str:
+        if self.order == "zipar":
+            return f"zipar, window {self.window}"
+        if self.order == "diagonal":
+            return "diagonal wavefront"
+        if self.order == "random-cosine":
+            return f"random-cosine, {self.steps} steps"
         if self.parallel == 1:
             return f"{self.order} 1x"
         init = "with" if self.init_tokens else "without"
@@ -66,6 +100,9 @@ def _validate(spec: ScheduleSpec) -> None:
         raise ScheduleError(f"unknown order {spec.order!r}; choose one of {', '.join(ORDERS)}")
     if spec.grid < 1:
         raise ScheduleError(f"grid must be at least 1, got {spec.grid}")
+    validate_rival_fields(spec)
+    if spec.order in RIVAL_ORDERS:
+        return
     n, cells = spec.parallel, spec.grid * spec.grid
     if n < 1:
         raise ScheduleError(f"parallelism must be at least 1, got {n}")
@@ -111,6 +148,11 @@ class Schedule:
         return [len(s) for s in self.steps]
 
     @property
+    def one_token_per_step(self) -> bool:
+        """The baseline a speedup is measured against (raster 1x, random 1x, zipar at w = G)."""
+        return self.num_steps == len(self.sequence)
+
+    @property
     def num_init_steps(self) -> int:
         """Steps of the sequential initial tokens (0 when there are none)."""
         if self.spec.parallel > 1 and self.spec.init_tokens:
@@ -147,8 +189,45 @@ class Schedule:
         return hash((self.sequence.tobytes(), tuple(self.sizes)))
 
 
+def validate_rival_fields(spec: ScheduleSpec) -> None:
+    """Each rival's own field is given for it and for no other order."""
+    cells = spec.grid * spec.grid
+    if spec.order in RIVAL_ORDERS and spec.parallel != 1:
+        raise ScheduleError(f"parallelism applies to {', '.join(PAR_ORDERS)}; {spec.order} sets "
+                            f"its own step sizes (leave parallelism at 1, got {spec.parallel})",
+                            "parallel")
+    if (spec.window is not None) != (spec.order == "zipar"):
+        raise ScheduleError("window applies to the zipar order only" if spec.window is not None
+                            else "the zipar order needs a window", "window")
+    if spec.order == "zipar" and not 1 <= spec.window <= spec.grid:
+        raise ScheduleError(f"window must be 1 to {spec.grid} (the grid side), got {spec.window}",
+                            "window")
+    if (spec.steps is not None) != (spec.order == "random-cosine"):
+        raise ScheduleError("steps applies to the random-cosine order only"
+                            if spec.steps is not None else "the random-cosine order needs steps",
+                            "steps")
+    if spec.order == "random-cosine" and not 1 <= spec.steps <= cells:
+        raise ScheduleError(f"steps must be 1 to {cells} (one cell per step at most), "
+                            f"got {spec.steps}", "steps")
+
+
+def validated_spec(spec: ScheduleSpec) -> ScheduleSpec:
+    """`spec` when its rival fields fit its order; else ScheduleError naming the field. (Whether
+    the rest fits the grid is build_schedule's and subset_schedule's to say.)"""
+    if spec.order not in ORDERS:
+        raise ScheduleError(f"unknown order {spec.order!r}; choose one of {', '.join(ORDERS)}")
+    validate_rival_fields(spec)
+    return spec
+
+
 def build_schedule(spec: ScheduleSpec) -> Schedule:
     _validate(spec)
+    if spec.order == "zipar":
+        return Schedule(spec, zipar_steps(spec.grid, spec.window))
+    if spec.order == "diagonal":
+        return Schedule(spec, diagonal_steps(spec.grid))
+    if spec.order == "random-cosine":
+        return Schedule(spec, cosine_steps(spec.grid, spec.steps, spec.seed))
     order = cell_order(spec)
     n = spec.parallel
     if n == 1:
@@ -219,8 +298,9 @@ def subset_schedule(spec: ScheduleSpec, cells: np.ndarray) -> Schedule:
 
 
 def _validate_subset(spec: ScheduleSpec, cells: np.ndarray) -> None:
-    if spec.order not in ORDERS:
-        raise ScheduleError(f"unknown order {spec.order!r}; choose one of {', '.join(ORDERS)}")
+    if spec.order not in PAR_ORDERS:
+        raise ScheduleError(f"unknown order {spec.order!r} for a region; choose one of "
+                            f"{', '.join(PAR_ORDERS)}")
     if spec.grid < 1 or spec.parallel < 1:
         raise ScheduleError(f"grid and parallelism must be at least 1, got {spec.grid} and "
                             f"{spec.parallel}")

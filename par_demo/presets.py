@@ -49,6 +49,7 @@ class ModelPreset:
     tokenizer: TokenizerPreset
     classes: str  # class-name table: imagenet | emoji | numbered
     runs: ScheduleSpec | None  # the one schedule it was trained for; None: any schedule
+    training_free: tuple[str, ...] = ()  # orders it also runs untrained (a raster model: zipar)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)  # paper defaults
     description: str = ""
     large: bool = False  # needs a GPU to be usable interactively
@@ -71,8 +72,11 @@ class ModelPreset:
             fillers = slot_layout(schedule).num_fillers
         except ScheduleError as err:
             raise UnsupportedSchedule(str(err)) from None
-        if self.runs is not None and schedule != build_schedule(self.runs):
-            raise UnsupportedSchedule(f"{self.name} was trained for {self.runs.label} only; "
+        if (self.runs is not None and schedule != build_schedule(self.runs)
+                and spec.order not in self.training_free):
+            also = (f" (and runs {', '.join(self.training_free)} training-free)"
+                    if self.training_free else "")
+            raise UnsupportedSchedule(f"{self.name} was trained for {self.runs.label} only{also}; "
                                       f"{spec.label} would give garbage")
         if self.runs is None and fillers > self.args.num_fillers:
             raise UnsupportedSchedule(f"{spec.label} needs {fillers} learnable transition "
@@ -101,6 +105,8 @@ def _released(name, size, parallel, cfg, filename, repo, description) -> ModelPr
     return ModelPreset(
         name=name, args=ModelArgs(**size, num_fillers=parallel - 1),
         weights=WeightSource(filename, repo), tokenizer=VQ16, classes="imagenet", runs=runs,
+        # ZipAR needs a model that predicts the next raster cell (models/raster_slots.py)
+        training_free=("zipar",) if parallel == 1 else (),
         sampling=SamplingConfig(cfg_scale=cfg), description=description, large=True,
     )
 

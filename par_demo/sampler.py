@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from par_demo.models.fast import FAST, GRAPHED, FastDecoder, steps_in_order
-from par_demo.models.slots import slot_layout
-from par_demo.models.transformer import KVCache, SlotInputs, Transformer
+from par_demo.models.raster_slots import zipar_raster_layout
+from par_demo.models.slots import SlotLayout, slot_layout
+from par_demo.models.transformer import KVCache, ModelArgs, SlotInputs, Transformer
 from par_demo.orders import Schedule
 from par_demo.sampling import SamplingConfig
 
@@ -122,7 +123,7 @@ def plain_steps(model: Transformer, layout, cond_N: torch.Tensor):
     cache = KVCache.empty(args, cond_N.numel(), layout.kind.size, device, dtype)
     slots = SlotInputs(*(torch.from_numpy(a) for a in
                          (layout.kind, layout.cell, layout.filler, layout.target))).to(device)
-    fed_cells = torch.from_numpy(layout.cell.clip(min=0)).to(device)
+    fed_cells = torch.from_numpy(layout.fed.clip(min=0)).to(device)
 
     def steps(first: int, last: int, tokens_BL: torch.Tensor, mask=None) -> torch.Tensor:
         s0, s1 = int(layout.starts[first]), int(layout.starts[last + 1])
@@ -135,7 +136,8 @@ def plain_steps(model: Transformer, layout, cond_N: torch.Tensor):
         s0, s1 = int(layout.starts[first]), int(layout.starts[last + 1])
         return steps(first, last, tokens_BL, torch.from_numpy(layout.visible(s0, s1)).to(device))
 
-    return steps_in_order(layout.starts, lambda t, tokens_BL: steps(t, t, tokens_BL), several)
+    one = steps if layout.sees is None else several  # a layout's own mask goes with every step
+    return steps_in_order(layout.starts, lambda t, tokens_BL: one(t, t, tokens_BL), several)
 
 
 @torch.inference_mode()
@@ -169,10 +171,7 @@ def sample_steps(
                              "give their tokens as a prefix")
         prefix = Prefix(np.full(args.grid * args.grid, -1, dtype=np.int64))
     prefix.check(schedule, len(class_ids), args.vocab_size)
-    layout = slot_layout(schedule)
-    if layout.num_fillers > args.num_fillers:
-        raise ValueError(f"this schedule needs {layout.num_fillers} learnable transition tokens, "
-                         f"the model has {args.num_fillers}")
+    layout = model_layout(schedule, args)
     device = next(model.parameters()).device
     B, L = len(class_ids), args.grid * args.grid
     cond = torch.as_tensor(list(class_ids), dtype=torch.long, device=device)
@@ -187,12 +186,28 @@ def sample_steps(
             step_logits = plain_steps(model, layout, cond)
         elif path == "graphed" or device.type == "cpu":  # kept between runs (not on ZeroGPU)
             pool = GRAPHED if path == "graphed" else FAST
-            step_logits = stack.enter_context(pool.borrow(model, cond.numel(), L)).run(
-                layout, cond)
+            step_logits = stack.enter_context(
+                pool.borrow(model, cond.numel(), layout.length)).run(layout, cond)
         else:
-            step_logits = FastDecoder(model, cond.numel(), L).run(layout, cond)
+            step_logits = FastDecoder(model, cond.numel(), layout.length).run(layout, cond)
         yield from _step_loop(step_logits, schedule, layout, prefix, B, guided, config, device,
                               path, None if draws_BL is None else draws_BL.to(device))
+
+
+def model_layout(schedule: Schedule, args: ModelArgs) -> SlotLayout:
+    """The one place that lays a schedule out for a model: the any-order model and PAR's own
+    schedules take slots.py's layout; ZipAR on a raster (LlamaGen) model, training-free, takes
+    raster_slots.py's. ValueError says why a model cannot take a schedule."""
+    raster_model = not args.target_aware and args.num_fillers == 0
+    if schedule.spec.order == "zipar" and raster_model and not len(schedule.kept_cells):
+        return zipar_raster_layout(schedule)
+    layout = slot_layout(schedule)
+    if layout.num_fillers > args.num_fillers:
+        raise ValueError(f"this schedule needs {layout.num_fillers} learnable transition tokens, "
+                         f"the model has {args.num_fillers}")
+    if layout.length > args.grid * args.grid and not args.target_aware:
+        raise ValueError(SHRINKING_STEPS_NEED_TARGET_AWARE)
+    return layout
 
 
 def step_path(device: torch.device, fast: bool = True, graphs: bool | None = None) -> str:
@@ -208,7 +223,7 @@ def step_path(device: torch.device, fast: bool = True, graphs: bool | None = Non
 
 def _step_loop(step_logits, schedule: Schedule, layout, prefix: Prefix, B: int, guided: bool,
                config: SamplingConfig, device, path: str, draws_BL) -> Iterator[StepEvent]:
-    L = layout.kind.size
+    L = schedule.grid * schedule.grid
     targets_all = torch.from_numpy(layout.target).to(device)
     generator = torch.Generator(device).manual_seed(config.seed)
 
@@ -221,9 +236,10 @@ def _step_loop(step_logits, schedule: Schedule, layout, prefix: Prefix, B: int, 
     for t in range(prefix.steps_done, schedule.num_steps):
         t0 = time.perf_counter()
         layout_step = layout.kept_steps + t
-        s0, s1 = int(layout.starts[layout_step]), int(layout.starts[layout_step + 1])
+        s0 = int(layout.starts[layout_step])
+        s1 = s0 + int(layout.predicting[layout_step])  # the step's feed-only slots come last
         targets = layout.target[s0:s1]
-        logits = step_logits(layout_step, tokens)
+        logits = step_logits(layout_step, tokens)[:, :s1 - s0]
         if guided:
             cond_logits, uncond_logits = logits.chunk(2)
             logits = uncond_logits + (cond_logits - uncond_logits) * config.cfg_scale
@@ -250,6 +266,11 @@ KEPT_CELLS_NEED_TARGET_AWARE = (
     "this model cannot keep an arbitrary set of cells: its transition tokens do not know which "
     "cell they predict, so it runs only the schedule it was trained for (it can branch a run of "
     "that schedule from any step)")
+
+
+SHRINKING_STEPS_NEED_TARGET_AWARE = (
+    "this schedule has steps smaller than the step before; only the any-order (target-aware) "
+    "model runs them (its feed-only slots need a target), and a raster model ZipAR's")
 
 
 def generate(model: Transformer, schedule: Schedule, class_ids: Sequence[int],

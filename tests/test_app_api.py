@@ -23,8 +23,8 @@ LAST_FRAME_MS = 1500  # how long animation.write_* hold the finished image
 
 
 def gen_args(klass="heart", parallel=4, order="distant", init=True, cfg=2.0, temperature=1.0,
-             top_k=0, seed=0, model=DEFAULT_MODEL):
-    return (model, klass, parallel, order, init, cfg, temperature, top_k, seed)
+             top_k=0, seed=0, model=DEFAULT_MODEL, window=3, steps=67):
+    return (model, klass, parallel, order, init, cfg, temperature, top_k, seed, window, steps)
 
 
 @pytest.fixture(scope="module")
@@ -95,10 +95,12 @@ def test_compare_table_matches_the_schedules(client):
     steps = [build_schedule(s).num_steps for s in specs]
     assert steps == [31, 31, 16]
     assert [r[0] for r in rows] == keys
-    assert [r[1] for r in rows] == steps
-    assert [r[2] for r in rows] == [16, 16, 16]
-    assert [r[3] for r in rows] == [round(GRID * GRID / n, 2) for n in steps]
-    assert all(isinstance(r[4], float) and r[4] > 0 for r in rows)  # measured seconds
+    assert [r[1] for r in rows] == ["16 per step after 16 single", "16 per step after 16 single",
+                                    "16 per step"]
+    assert [r[2] for r in rows] == steps
+    assert [r[3] for r in rows] == [16, 16, 16]
+    assert [r[4] for r in rows] == [round(GRID * GRID / n, 2) for n in steps]
+    assert all(isinstance(r[5], float) and r[5] > 0 for r in rows)  # measured seconds
     assert "Done" in status and "model time" in status and "wall time" in status
     width, _ = Image.open(frame).size
     assert width == 3 * 192 + 2 * 6  # three panels side by side
@@ -118,6 +120,8 @@ def test_compare_table_matches_the_schedules(client):
     (gen_args(top_k=-3), f"top-k must be in 0..{VOCAB}, got -3"),
     (gen_args(parallel=3), "parallelism must be one of 1x, 4x, 16x"),
     (gen_args(model="PAR-XL-4x", klass="tiger"), "PAR-XL-4x"),
+    (gen_args(order="zipar", window=20), "window must be 1 to 16"),
+    (gen_args(order="random-cosine", steps=0), "steps must be in 1..1024, got 0"),
 ])
 def test_bad_input_gets_a_clear_message(client, app, args, message):
     with pytest.raises(Exception) as info:
@@ -147,10 +151,10 @@ def test_concurrent_users_are_queued_and_all_served(app):
 
 
 def test_schedule_explorer_endpoint(client):
-    figure, text, _, progress = client.predict(24, 4, "distant", True, api_name="/schedule")
+    figure, text, _, progress = client.predict(24, 4, "distant", True, 3, 67, api_name="/schedule")
     assert Image.open(figure).size[0] > 0 and "147 steps" in text
     # settings no schedule can have are explained in place, not raised as errors
-    figure, text, _, progress = client.predict(7, 4, "distant", True, api_name="/schedule")
+    figure, text, _, progress = client.predict(7, 4, "distant", True, 3, 67, api_name="/schedule")
     assert figure is None and progress is None
     assert "No such schedule" in text and "do not divide a 7x7 grid" in text
 

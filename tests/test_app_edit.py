@@ -237,7 +237,8 @@ def test_api_edits_and_branches(app, emoji, tmp_path):
             edit(*args, region="brush")
     with pytest.raises(Exception, match="finish a run"):
         client.predict(3, 1, api_name="/branch")
-    client.predict(DEFAULT_MODEL, "heart", 16, "distant", True, *SAMPLING, api_name="/generate")
+    client.predict(DEFAULT_MODEL, "heart", 16, "distant", True, *SAMPLING, 3, 67,
+                   api_name="/generate")
     frame, branch_status = client.predict(6, 21, api_name="/branch")
     assert "Done" in branch_status and "21, 22, 23, 24" in branch_status
     assert Image.open(frame).width > 3 * Image.open(frame).height

@@ -22,11 +22,12 @@ LOG_WAIT_S = 60
 VOCAB = get_preset(DEFAULT_MODEL).args.vocab_size  # top-k's upper bound
 
 GENERATE = dict(model=DEFAULT_MODEL, class_query="heart", parallel=16, order="distant",
-                init_tokens=True, cfg=2.0, temperature=1.0, top_k=0, seed=0)
+                init_tokens=True, cfg=2.0, temperature=1.0, top_k=0, seed=0, window=3,
+                steps=67)
 COMPARE = dict(model=DEFAULT_MODEL, class_query="heart", orderings=["distant 16x", "raster 16x"],
                overlay=True, cfg=2.0, temperature=1.0, top_k=0, seed=0)
 EXPORT = dict(overlay=True, frame_ms=100)
-SCHEDULE = dict(grid=24, parallel=4, order="distant", init_tokens=True)
+SCHEDULE = dict(grid=24, parallel=4, order="distant", init_tokens=True, window=3, steps=67)
 
 # values that no field accepts, whatever its type
 ANYWHERE = [None, [], {}, [1, 2], {"a": 1}, "x" * 100_000]
@@ -51,13 +52,14 @@ BAD = {
     "overlay": BOOLEANS, "frame_ms": NUMBERS + TINY + [0, 19, 2001, 80.5],
     # a grid no schedule cuts (7 at distant 4x) is explained in place, not refused
     "grid": NUMBERS + TINY + [0, 1, 33, 2.5], "step": NUMBERS + TINY + [0, 10**6, 1.5],
+    "window": NUMBERS + TINY + [0, 33, 2.5], "steps": NUMBERS + TINY + [0, 1025, 2.5],
 }
 # the word each field's refusal must name
 NAMES = {"model": "model", "class_query": "class", "parallel": "parallelism",
          "order": "ordering", "init_tokens": "initial tokens", "cfg": "guidance scale",
          "temperature": "temperature", "top_k": "top-k", "seed": "seed",
          "orderings": "ordering", "overlay": "overlay", "frame_ms": "frame duration",
-         "grid": "grid", "step": "step"}
+         "grid": "grid", "step": "step", "window": "window", "steps": "steps"}
 ENDPOINTS = {"/generate": GENERATE, "/compare": COMPARE, "/export": EXPORT,
              "/export_compare": EXPORT, "/schedule": SCHEDULE,
              "/schedule_step": SCHEDULE | {"step": 1},

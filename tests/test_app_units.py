@@ -174,9 +174,10 @@ def test_the_explorer_follows_the_model_and_clears_what_cannot_exist():
         assert und.explorer_grid(name).grid == get_preset(name).args.grid
     cleared = und.unexplored()
     assert cleared.figure is None and cleared.progress is None
-    assert und.follow_animation(16, 4, "distant", True, 150, None).animation == gr.skip()
-    assert und.follow_animation(7, 4, "distant", True, 150, "old.gif").animation is None
-    assert und.follow_animation(8, 4, "distant", True, 150, "old.gif").animation.endswith(".gif")
+    assert und.follow_animation(16, 4, "distant", True, 3, 67, 150, None).animation == gr.skip()
+    assert und.follow_animation(7, 4, "distant", True, 3, 67, 150, "old.gif").animation is None
+    assert und.follow_animation(8, 4, "distant", True, 3, 67, 150,
+                                "old.gif").animation.endswith(".gif")
     explained = und.explore(7, 4, "distant", True)
     assert explained.figure is None and "do not divide a 7x7 grid" in explained.text
 
@@ -204,10 +205,10 @@ def test_compare_runs_on_one_step_clock():
         assert frame.shape[1] == 2 * 192 + 6
     records = ticks[-1][0]
     rows = compare_table(records)
-    assert [r[1] for r in rows] == steps == [31, 16]
-    assert rows[0][6] == "—"  # no 1x run measured: no time speedup claimed
+    assert [r[2] for r in rows] == steps == [31, 16]
+    assert rows[0][7] == "—"  # no 1x run measured: no time speedup claimed
     rows = compare_table(records, baseline=10.0)
-    assert rows[0][6] == pytest.approx(10.0 / records[0].elapsed, rel=0.01)
+    assert rows[0][7] == pytest.approx(10.0 / records[0].elapsed, rel=0.01)
 
     done = export_compare(records, overlay=True, frame_ms=100)
     assert iio.imread(done.gif, index=None).shape[0] == max(steps)
@@ -284,3 +285,42 @@ def test_a_loaded_run_streams_no_more_frames_than_its_display_rate():
         run.join(120)
     for frames, seconds in counts.values():
         assert frames <= seconds / interval + 2 and frames < GRID * GRID
+
+
+def test_compare_puts_par_beside_its_rivals_on_one_step_clock():
+    cp = plan_compare(DEFAULT_MODEL, "heart", ["distant 4x", "zipar w2", "diagonal",
+                                               "random-cosine 67"], 2.0, 1.0, 0, 3)
+    steps = [s.num_steps for s in cp.schedules]
+    assert steps == [67, 2 * GRID + (GRID - 2) * 2, 2 * GRID - 1, 67]
+    records = list(compare_stream(cp, overlay=False, frame_interval=3600.0))[-1][0]
+    assert all(r.complete for r in records)
+    rows = compare_table(records)
+    assert [r[1] for r in rows] == ["4 per step after 4 single", "window 2", "row + col = step",
+                                    "cosine, S = 67"]
+    assert [r[2] for r in rows] == steps
+    assert rows[0][7] == "—"  # no ordering makes one token per step: no time speedup claimed
+
+
+def test_generate_and_the_explorer_take_the_rival_fields():
+    zipar = plan(parallel=4, order="zipar", window=5)
+    assert zipar.schedule.spec.window == 5 and zipar.schedule.num_steps == 2 * GRID + 14 * 5
+    cosine = plan(parallel=4, order="random-cosine", steps=20)
+    assert cosine.schedule.num_steps == 20
+    with pytest.raises(gr.Error, match="window must be"):
+        plan(order="zipar", window=0)
+    with pytest.raises(gr.Error, match="window must be 1 to 16"):
+        plan(order="zipar", window=17)
+    with pytest.raises(gr.Error, match="steps must be a whole number"):
+        plan(order="random-cosine", steps=2.5)
+    check = gen.generate_check(DEFAULT_MODEL, 4, "zipar", True, 3, 67)
+    assert "74 steps" in check.check and check.window["visible"] and not check.steps["visible"]
+    controls = und.order_controls("random-cosine")
+    assert controls.steps["visible"] and not controls.window["visible"]
+    assert not controls.parallel["interactive"] and und.order_controls("raster").init[
+        "interactive"]
+    explained = und.explore(8, 4, "zipar", True, 9, 67)
+    assert explained.figure is None and "window must be 1 to 8" in explained.text
+    image, text, steps = schedule_figure(16, 4, "diagonal", True)
+    assert steps == 31 and "row + column" in text
+    assert "random-cosine-s12" in schedule_animation(16, 1, "random-cosine", True, 50,
+                                                    window=3, steps=12)

@@ -122,6 +122,13 @@ def test_one_class_resized_for_scoring(tmp_path, capsys):
     assert line["steps"] == 16 and line["new_images"] == 3
 
 
+def test_a_rival_order_samples_with_its_own_steps(tmp_path, capsys):
+    code, line = sample_here(capsys, "--num-images", "2", "--batch", "2", "--order",
+                             "random-cosine", "--steps", "12", "--out", str(tmp_path / "c.npz"))
+    assert code == 0, line
+    assert line["steps"] == 12 and line["schedule"] == "random-cosine, 12 steps"
+
+
 def test_bad_arguments_get_messages_naming_the_flag(tmp_path, capsys):
     out = str(tmp_path / "x.npz")
     cases = [
@@ -135,6 +142,14 @@ def test_bad_arguments_get_messages_naming_the_flag(tmp_path, capsys):
         (["--num-images", "4", "--model", "PAR-XL-4x", "--order", "raster", "--out", out],
          "trained for distant 4x"),
         (["--num-images", "4", "--image-size", "2", "--out", out], "--image-size must be"),
+        (["--num-images", "4", "--order", "zipar", "--out", out], "--window"),
+        (["--num-images", "4", "--order", "zipar", "--window", "17", "--out", out],
+         "--window: window must be 1 to 16"),
+        (["--num-images", "4", "--order", "random-cosine", "--out", out], "--steps"),
+        (["--num-images", "4", "--order", "diagonal", "--parallel", "4", "--out", out],
+         "--parallel"),
+        (["--num-images", "4", "--order", "distant", "--window", "2", "--out", out],
+         "--window: window applies to the zipar order only"),
     ]
     for args, message in cases:
         code, error = sample_here(capsys, *args)

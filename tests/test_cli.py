@@ -21,6 +21,25 @@ def test_schedule_prints_the_step_count_and_writes_figure_3(tmp_path):
     assert Image.open(out).size == (576, 576)
 
 
+def test_schedule_draws_the_rival_orders_with_their_step_counts(tmp_path):
+    for args, steps in [(("--order", "zipar", "--window", "8"), 224),
+                        (("--order", "diagonal"), 47),
+                        (("--order", "random-cosine", "--steps", "31"), 31)]:
+        done = run("schedule", "--grid", "24", *args, "--out", str(tmp_path / "f.png"))
+        assert done.returncode == 0, done.stderr
+        assert f"{steps} steps" in done.stdout
+
+
+def test_generate_runs_zipar_on_the_embedded_model(tmp_path):
+    out = tmp_path / "zipar.gif"
+    done = run("generate", "--class", "mammal", "--order", "zipar", "--window", "3",
+               "--out", str(out), "--size", "64")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["steps"] == 2 * 16 + 14 * 3 and report["schedule"] == "zipar, window 3"
+    assert iio.imread(out, index=None).shape[0] == report["steps"]
+
+
 def test_generate_writes_the_animation_and_a_json_line(tmp_path):
     out = tmp_path / "run.gif"
     done = run("generate", "--class", "mammal", "--parallel", "4", "--order", "distant",
@@ -39,6 +58,14 @@ def test_bad_requests_exit_with_a_message(tmp_path):
     assert done.returncode == 2 and "trained for distant 4x" in done.stderr
     done = run("schedule", "--parallel", "3")
     assert done.returncode == 2 and "square" in done.stderr
+    done = run("schedule", "--order", "zipar")
+    assert done.returncode == 2 and "--window" in done.stderr
+    done = run("schedule", "--order", "raster", "--steps", "9")
+    assert done.returncode == 2 and "--steps: steps applies to the random-cosine order" in (
+        done.stderr)
+    done = run("generate", "--model", "PAR-XL-4x", "--class", "1", "--order", "diagonal",
+               "--out", str(tmp_path / "x.gif"))
+    assert done.returncode == 2 and "trained for distant 4x" in done.stderr
 
 
 def write_picture(path, size=(64, 64)):

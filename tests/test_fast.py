@@ -13,7 +13,10 @@ from support import TRANSFORMER_CASES, golden_args, golden_expected, golden_spec
 
 SPECS = [ScheduleSpec(grid=16, order=o, parallel=n, init_tokens=i)
          for o, n, i in [("raster", 1, True), ("distant", 4, True), ("distant", 16, False),
-                         ("random", 4, True)]]
+                         ("random", 4, True)]] + [
+    ScheduleSpec(grid=16, order="zipar", parallel=1, window=3),
+    ScheduleSpec(grid=16, order="diagonal", parallel=1),
+    ScheduleSpec(grid=16, order="random-cosine", parallel=1, steps=31, seed=2)]
 CONFIGS = [SamplingConfig(cfg_scale=2.0, seed=3),
            SamplingConfig(cfg_scale=1.0, temperature=0.8, top_k=40, seed=5),
            SamplingConfig(cfg_scale=1.5, top_p=0.9, seed=6),
@@ -64,7 +67,7 @@ class MaskedDecoder(FastDecoder):
     static = True  # what GraphedDecoder captures, run eagerly: runs anywhere
 
 
-@pytest.mark.parametrize("spec", SPECS[:3], ids=lambda s: s.label)
+@pytest.mark.parametrize("spec", SPECS[:3] + SPECS[-2:-1], ids=lambda s: s.label)
 def test_the_static_masked_forward_equals_the_plain_forward(embedded, spec):
     """The formulation CUDA graphs replay (whole cache, length mask, index writes) computes the
     plain step logits, including after an earlier run has left its keys in the cache."""
@@ -72,7 +75,7 @@ def test_the_static_masked_forward_equals_the_plain_forward(embedded, spec):
     cond = torch.tensor([3, 9, EMBEDDED.args.num_classes, EMBEDDED.args.num_classes])
     tokens = torch.randint(0, EMBEDDED.args.vocab_size, (2, 256),
                            generator=torch.Generator().manual_seed(0))
-    decoder = MaskedDecoder(embedded, 4, 256)
+    decoder = MaskedDecoder(embedded, 4, layout.length)
     with torch.inference_mode():
         stale = decoder.run(layout, cond.flip(0))
         for t in range(len(layout.starts) - 1):
@@ -83,7 +86,7 @@ def test_the_static_masked_forward_equals_the_plain_forward(embedded, spec):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("spec", SPECS[:3], ids=lambda s: s.label)
+@pytest.mark.parametrize("spec", SPECS[:3] + SPECS[-3:], ids=lambda s: s.label)
 def test_cuda_graphs_draw_the_plain_greedy_tokens(spec):
     model = random_model(EMBEDDED, device="cuda").transformer
     schedule = build_schedule(spec)

@@ -112,7 +112,9 @@ def test_the_server_lists_the_five_tools_and_none_of_the_pages_events(tools):
 def test_every_schema_is_typed_described_and_satisfied_by_correct_calls(tools):
     gen = tools["generate_image"].inputSchema["properties"]
     assert gen["parallelism"]["enum"] == [1, 4, 16] and "type" not in gen["parallelism"]
-    assert gen["ordering"]["enum"] == ["raster", "distant", "random"]
+    assert gen["ordering"]["enum"] == ["raster", "distant", "random", "zipar", "diagonal",
+                                       "random-cosine"]
+    assert gen["window"]["type"] == "integer" and gen["steps"]["type"] == "integer"
     assert gen["initial_tokens"]["type"] == "boolean" and gen["seed"]["type"] == "integer"
     assert DEFAULT_MODEL in gen["model"]["enum"]
     assert tools["generate_image"].inputSchema["required"] == ["class_name"]
@@ -155,7 +157,7 @@ def test_generate_image_returns_the_picture_of_the_same_run_on_the_page(app):
     sampling = get_preset(DEFAULT_MODEL).sampling  # the tool samples with the model's defaults
     page_image, *_ = Client(app.url, verbose=False).predict(
         DEFAULT_MODEL, "heart", 4, "distant", True, sampling.cfg_scale, sampling.temperature,
-        sampling.top_k, 3, api_name="/generate")
+        sampling.top_k, 3, 3, 67, api_name="/generate")
     assert np.array_equal(image, np.asarray(Image.open(page_image).convert("RGB")))
 
 
@@ -167,6 +169,12 @@ def test_generate_image_runs_every_ordering_a_schedule_can_have(app):
     assert details["steps"] == GRID * GRID // 16
 
 
+def test_generate_image_runs_zipar_with_its_window(app):
+    details = report(call(app, "generate_image", {"class_name": "heart", "ordering": "zipar",
+                                                  "window": 4}))
+    assert details["ordering"] == "zipar, window 4" and details["steps"] == 2 * GRID + 14 * 4
+
+
 def test_compare_orderings_returns_the_panels_and_one_row_per_ordering(app):
     orderings = ["raster 1x", "distant 4x", "distant 16x"]
     result = call(app, "compare_orderings", {"class_name": "heart", "orderings": orderings})
@@ -176,7 +184,7 @@ def test_compare_orderings_returns_the_panels_and_one_row_per_ordering(app):
     assert [r["steps"] for r in rows] == [
         build_schedule(ScheduleSpec(GRID, order, p, p > 1)).num_steps
         for order, p in (("raster", 1), ("distant", 4), ("distant", 16))]
-    assert [r["tokens/step"] for r in rows] == [1, 4, 16]
+    assert [r["tokens/step (max)"] for r in rows] == [1, 4, 16]
     assert all(isinstance(r["speedup (time, vs 1x)"], float) for r in rows)  # against raster 1x
     assert image.shape[1] > 3 * image.shape[0] / 2  # three panels side by side
 
@@ -248,6 +256,12 @@ def test_dependency_map_of_a_heldout_picture_returns_figure_9_and_its_maps(app):
 
 
 REFUSED = [  # (tool, arguments, words the message must contain: the field, what it accepts)
+    ("generate_image", {"class_name": "heart", "ordering": "zipar", "window": 0},
+     ["window", "1..32"]),
+    ("generate_image", {"class_name": "heart", "ordering": "zipar", "window": 17},
+     ["window", "1 to 16"]),
+    ("schedule_figure", {"grid": 4, "ordering": "random-cosine", "steps": 17},
+     ["steps", "1 to 16"]),
     ("generate_image", {"class_name": "heart", "seed": -1}, ["seed", "0..2147483647"]),
     ("generate_image", {"class_name": "heart", "seed": 2**31}, ["seed", "0..2147483647"]),
     ("generate_image", {"class_name": "unicorn"}, ["class", "index 0..31"]),
@@ -346,7 +360,7 @@ def test_tool_calls_wait_for_the_same_slots_as_the_pages_runs(app):
         sampling = get_preset(DEFAULT_MODEL).sampling
         visitor = Client(app.url, verbose=False).submit(
             DEFAULT_MODEL, "heart", 1, "raster", False, sampling.cfg_scale, sampling.temperature,
-            sampling.top_k, 0, api_name="/generate")
+            sampling.top_k, 0, 3, 67, api_name="/generate")
         ranks = []
         while not visitor.done():
             ranks.append(visitor.status().rank or 0)

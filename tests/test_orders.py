@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from par_demo.orders import ScheduleError, ScheduleSpec, build_schedule, par_sequence_order
+from par_demo.orders import (RIVAL_ORDERS, ScheduleError, ScheduleSpec, build_schedule,
+                             par_sequence_order)
+from par_demo.rivals import zipar_step_count
 from support import TRANSFORMER_CASES, golden_expected
 
 
@@ -100,3 +102,97 @@ def test_step_of_cell_inverts_the_steps():
 def test_invalid_requests_raise_clear_errors(spec, message):
     with pytest.raises(ScheduleError, match=message):
         build_schedule(spec)
+
+
+RIVAL_SPECS = [dict(order="zipar", window=1), dict(order="zipar", window=3),
+               dict(order="diagonal"), dict(order="random-cosine", steps=1),
+               dict(order="random-cosine", steps=31, seed=4)]
+
+
+@pytest.mark.parametrize("grid", [1, 2, 5, 16, 24])
+@pytest.mark.parametrize("fields", RIVAL_SPECS, ids=str)
+def test_every_rival_schedule_covers_every_cell_once(grid, fields):
+    if fields.get("window", 0) > grid or fields.get("steps", 0) > grid * grid:
+        pytest.skip("a field beyond the grid (refused below)")
+    schedule = build_schedule(ScheduleSpec(grid=grid, parallel=1, **fields))
+    assert sorted(schedule.sequence.tolist()) == list(range(grid * grid))
+    assert min(schedule.sizes) >= 1
+
+
+def zipar_by_its_rule(grid: int, window: int) -> list[list[int]]:
+    """ZipAR's loop, step by step: row 0 alone until it is whole, then each active row takes
+    its next token, and row r + 1 joins once row r holds `window` tokens."""
+    made = [0] * grid
+    active = [0]
+    steps = []
+    while active:
+        steps.append([r * grid + made[r] for r in active])
+        for r in active:
+            made[r] += 1
+        joining = [r + 1 for r in active if r + 1 < grid and r + 1 not in active and (
+            made[r] == grid if r == 0 else made[r] == window)]
+        active = [r for r in active if made[r] < grid] + joining
+    return steps
+
+
+@pytest.mark.parametrize("grid", range(2, 13))
+def test_zipar_steps_and_row_lags_follow_its_rule_for_every_window(grid):
+    for window in range(1, grid + 1):
+        schedule = build_schedule(ScheduleSpec(grid=grid, order="zipar", parallel=1,
+                                               window=window))
+        assert [s.tolist() for s in schedule.steps] == zipar_by_its_rule(grid, window)
+        assert schedule.num_steps == 2 * grid + (grid - 2) * window == zipar_step_count(
+            grid, window)
+        first = schedule.step_of_cell[:, 0]
+        assert first[1] == grid  # row 1 waits for row 0 whole
+        assert np.all(np.diff(first[1:]) == window)  # then each row lags the one above by w
+        assert np.all(schedule.step_of_cell == first[:, None] + np.arange(grid))
+
+
+def test_zipar_at_the_released_defaults_takes_224_steps():
+    assert build_schedule(ScheduleSpec(grid=24, order="zipar", parallel=1,
+                                       window=8)).num_steps == 224
+
+
+@pytest.mark.parametrize("grid", [2, 7, 16])
+def test_zipar_with_the_whole_row_as_window_is_raster_1x(grid):
+    zipar = build_schedule(ScheduleSpec(grid=grid, order="zipar", parallel=1, window=grid))
+    assert zipar == build_schedule(ScheduleSpec(grid=grid, order="raster", parallel=1))
+
+
+@pytest.mark.parametrize("grid", [1, 3, 16])
+def test_the_diagonal_takes_one_antidiagonal_per_step(grid):
+    schedule = build_schedule(ScheduleSpec(grid=grid, order="diagonal", parallel=1))
+    assert schedule.num_steps == 2 * grid - 1
+    rows, cols = np.indices((grid, grid))
+    assert np.array_equal(schedule.step_of_cell, rows + cols)
+
+
+@pytest.mark.parametrize("cells,steps", [(256, 31), (256, 8), (576, 48)])
+def test_random_cosine_follows_randars_schedule(cells, steps):
+    grid = int(cells ** 0.5)
+    spec = ScheduleSpec(grid=grid, order="random-cosine", parallel=1, steps=steps, seed=9)
+    schedule = build_schedule(spec)
+    s = np.arange(steps)
+    rule = np.minimum(np.floor((1 - np.cos(np.pi / 2 * (s + 1) / steps)) * cells) + 1, cells)
+    assert np.all(np.diff(rule) > 0)  # these budgets need no step raised
+    assert np.cumsum(schedule.sizes).tolist() == rule.astype(int).tolist()
+    assert schedule == build_schedule(spec)
+    assert schedule != build_schedule(ScheduleSpec(grid=grid, order="random-cosine",
+                                                   parallel=1, steps=steps, seed=10))
+
+
+@pytest.mark.parametrize("fields,field", [
+    (dict(order="zipar"), "window"),
+    (dict(order="zipar", window=0), "window"),
+    (dict(order="zipar", window=17), "window"),
+    (dict(order="raster", window=4), "window"),
+    (dict(order="random-cosine"), "steps"),
+    (dict(order="random-cosine", steps=257), "steps"),
+    (dict(order="distant", steps=31), "steps"),
+    (dict(order="diagonal", parallel=4), "parallelism"),
+])
+def test_rival_fields_are_checked_by_name(fields, field):
+    fields = {"parallel": 1, **fields} if fields["order"] in RIVAL_ORDERS else fields
+    with pytest.raises(ScheduleError, match=field):
+        build_schedule(ScheduleSpec(grid=16, **fields))

@@ -4,7 +4,8 @@ import torch
 
 from benchmarks.random_weights import random_model
 from par_demo.presets import EMBEDDED
-from par_demo.models.transformer import Transformer
+from par_demo.models.slots import slot_layout
+from par_demo.models.transformer import SlotInputs, Transformer
 from par_demo.orders import ScheduleSpec, build_schedule
 from par_demo.models.fast import FAST
 from par_demo.sampler import SamplingConfig, filter_logits, generate, sample_steps
@@ -111,3 +112,25 @@ def test_bad_settings_are_refused(embedded, config, message):
 def test_a_schedule_for_another_grid_is_refused(embedded):
     with pytest.raises(ValueError, match="24x24 grid"):
         next(sample_steps(embedded, build_schedule(ScheduleSpec(grid=24)), [0]))
+
+
+@pytest.mark.parametrize("spec", [ScheduleSpec(grid=16, order="zipar", parallel=1, window=3),
+                                  ScheduleSpec(grid=16, order="diagonal", parallel=1),
+                                  ScheduleSpec(grid=16, order="random-cosine", parallel=1,
+                                               steps=20, seed=1)], ids=lambda s: s.label)
+def test_greedy_steps_equal_one_teacher_forced_pass_over_their_tokens(embedded, spec):
+    """Step by step over the cache (feed-only slots included) the model sees what one forward
+    over the finished sequence under the block-causal mask sees, so greedy picks agree."""
+    schedule = build_schedule(spec)
+    result = generate(embedded, schedule, [3], SamplingConfig(greedy=True))
+    layout = slot_layout(schedule)
+    tokens = torch.from_numpy(result.tokens.reshape(1, -1))
+    slots = SlotInputs(*(torch.from_numpy(a) for a in
+                         (layout.kind, layout.cell, layout.filler, layout.target)))
+    with torch.inference_mode():
+        logits = embedded(torch.tensor([3]), tokens[:, layout.cell.clip(min=0)], slots,
+                          mask_BSS=torch.from_numpy(layout.block_causal_mask()))
+    predicting = np.concatenate([np.arange(s, s + k) for s, k in
+                                 zip(layout.starts[:-1], layout.predicting)])
+    picked = logits[0, predicting].argmax(-1).numpy()
+    assert np.array_equal(picked, tokens[0, layout.target[predicting]].numpy())

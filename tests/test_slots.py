@@ -41,11 +41,31 @@ def test_llamagen_layout_feeds_the_previous_raster_token():
     assert layout.target.tolist() == list(range(16))
 
 
-def test_shrinking_steps_are_refused():
+def test_a_shrinking_step_feeds_every_token_of_the_step_before():
     spec = ScheduleSpec(grid=2, order="raster", parallel=1)
     shrinking = Schedule(spec, (np.array([0, 1]), np.array([2]), np.array([3])))
-    with pytest.raises(ScheduleError, match="may not shrink"):
-        slot_layout(shrinking)
+    layout = slot_layout(shrinking)
+    # step 1 feeds cells 0 and 1 (the second slot only feeds), step 2 feeds cell 2
+    assert layout.starts.tolist() == [0, 2, 4, 5]
+    assert layout.predicting.tolist() == [2, 1, 1]
+    assert layout.cell.tolist() == [-1, -1, 0, 1, 2]
+    assert layout.target.tolist() == [0, 1, 2, 2, 3]
+    assert layout.length == 5
+
+
+@pytest.mark.parametrize("spec", [ScheduleSpec(grid=8, order="diagonal", parallel=1),
+                                  ScheduleSpec(grid=8, order="zipar", parallel=1, window=2),
+                                  ScheduleSpec(grid=8, order="random-cosine", parallel=1,
+                                               steps=12, seed=1)], ids=lambda s: s.label)
+def test_rival_layouts_feed_every_cell_but_the_last_steps_once(spec):
+    schedule = build_schedule(spec)
+    layout = slot_layout(schedule)
+    fed = layout.cell[layout.kind == TOKEN]
+    assert sorted(fed.tolist()) == sorted(np.concatenate(schedule.steps[:-1]).tolist())
+    for t, cells in enumerate(schedule.steps):
+        s0 = layout.starts[t]
+        assert layout.target[s0:s0 + len(cells)].tolist() == cells.tolist()
+        assert set(layout.target[s0:layout.starts[t + 1]]) == set(cells.tolist())
 
 
 def test_kept_cells_come_first_as_a_chain_of_single_steps():

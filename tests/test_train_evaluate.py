@@ -91,6 +91,12 @@ def test_flags_pick_orderings_sample_count_and_seed(report, capsys):
     assert "2 images per class" in (root / "more" / "table.md").read_text()
     config = json.loads((root / "more" / "results.json").read_text())["config"]
     assert (config["images_per_class"], config["seed"]) == (2, 7)
+    main(runs + ["--out", str(root / "rivals"), "--orderings", "zipar, window 2",
+                 "diagonal wavefront", "random-cosine, 31 steps", "distant 16x, with initial tokens"])
+    rows = json.loads((root / "rivals" / "results.json").read_text())["orderings"]
+    assert [r["steps"] for r in rows] == [60, 31, 31, 31]
+    assert all(np.isfinite(r["frechet"]) and 0 <= r["class_accuracy"] <= 1 for r in rows)
+    assert "| zipar, window 2 | 60 |" in (root / "rivals" / "table.md").read_text()
     with pytest.raises(SystemExit):
         main(runs + ["--out", str(root / "bad"), "--orderings", "zigzag 4x"])
     assert "unknown ordering 'zigzag 4x'" in capsys.readouterr().err

@@ -109,7 +109,7 @@ class FastDecoder:
         return StepTables(
             starts=starts,
             mixed=[not is_token[s0:s1].all() for s0, s1 in zip(starts[:-1], starts[1:])],
-            fed=slots.cell.clamp(min=0),
+            fed=torch.from_numpy(layout.fed).to(dev).clamp(min=0),
             token_slot=torch.from_numpy(is_token[:, None]).to(dev),
             # the plain embedding of every slot with token 0 fed: exact for class and filler
             fixed=model.embed(cond_N, torch.zeros(N, layout.kind.size, dtype=torch.long,
@@ -170,7 +170,7 @@ class FastDecoder:
     def catch_up(self, layout: SlotLayout, tables: StepTables, first: int, last: int,
                  tokens_BL: torch.Tensor) -> torch.Tensor:
         """Logits [N, S, V] of the slots of steps first..last in one forward (their inputs
-        known), under the block-causal mask."""
+        known), under the layout's mask."""
         s0, s1 = tables.starts[first], tables.starts[last + 1]
         sees = layout.visible(s0, s1)
         if self.static:
@@ -186,9 +186,16 @@ class FastDecoder:
 
     def run(self, layout: SlotLayout, cond_N: torch.Tensor):
         tables = self.tables(layout, cond_N)
-        return steps_in_order(
-            layout.starts, lambda t, tokens_BL: self.step_forward(tables, t, tokens_BL),
-            lambda first, last, tokens_BL: self.catch_up(layout, tables, first, last, tokens_BL))
+
+        def several(first: int, last: int, tokens_BL: torch.Tensor) -> torch.Tensor:
+            return self.catch_up(layout, tables, first, last, tokens_BL)
+
+        def one(t: int, tokens_BL: torch.Tensor) -> torch.Tensor:
+            if layout.sees is not None:  # a layout's own mask: every step goes with it (eager)
+                return several(t, t, tokens_BL)
+            return self.step_forward(tables, t, tokens_BL)
+
+        return steps_in_order(layout.starts, one, several)
 
 
 def steps_in_order(starts, one_step, several_steps):

@@ -92,6 +92,19 @@ EVAL_SCHEDULES = (
 )
 
 
+# The paper's Table 3 extended with PAR's rivals at step budgets near distant 4x's 67 and
+# distant 16x's 31 (ZipAR cannot go below 3G - 2 = 46 steps at 16 x 16)
+RIVAL_SCHEDULES = (
+    ScheduleSpec(grid=GRID, order="zipar", parallel=1, window=1),  # 46 steps
+    ScheduleSpec(grid=GRID, order="zipar", parallel=1, window=2),  # 60
+    ScheduleSpec(grid=GRID, order="zipar", parallel=1, window=3),  # 74
+    ScheduleSpec(grid=GRID, order="diagonal", parallel=1),  # 31
+    ScheduleSpec(grid=GRID, order="random-cosine", parallel=1, steps=31),
+    ScheduleSpec(grid=GRID, order="random-cosine", parallel=1, steps=46),
+    ScheduleSpec(grid=GRID, order="random-cosine", parallel=1, steps=67),
+)
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     schedules: tuple[ScheduleSpec, ...] = EVAL_SCHEDULES

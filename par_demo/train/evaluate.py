@@ -37,7 +37,8 @@ from par_demo.sampler import SamplingConfig, sample_steps
 from par_demo.train.checkpoint import exported_metadata
 from par_demo.train.classifier import EmojiClassifier, load_trained_classifier, predict
 from par_demo.train.codes import exported_preset
-from par_demo.train.config import EvalConfig, GeneratorTraining, from_dict, profile
+from par_demo.train.config import (RIVAL_SCHEDULES, EvalConfig, GeneratorTraining, from_dict,
+                                   profile)
 from par_demo.train.emoji_data import EmojiDataset
 from par_demo.train.generator import load_trained_generator
 from par_demo.train.metrics import frechet_distance
@@ -244,15 +245,21 @@ def main(argv: list[str] | None = None) -> None:
                    help="override the profile's samples per class (more: less seed noise)")
     p.add_argument("--seed", type=int, help="override the profile's first sampling seed")
     p.add_argument("--no-timing", action="store_true", help="skip the CPU timing columns")
+    p.add_argument("--rivals", action="store_true",
+                   help="also evaluate PAR's rivals (ZipAR, the diagonal, random-cosine) at "
+                        "step budgets near 67 and 31")
     p.add_argument("--orderings", nargs="+", metavar="LABEL",
-                   help='evaluate only these, e.g. "raster 1x" "distant 4x, with initial tokens"')
+                   help='evaluate only these, e.g. "raster 1x" "distant 4x, with initial tokens" '
+                        '"zipar, window 2" "diagonal wavefront" "random-cosine, 31 steps"')
     a = p.parse_args(argv)
     config = profile(a.profile).evaluation
     overrides = {"cfg_scale": a.cfg_scale, "temperature": a.temperature, "top_k": a.top_k,
                  "images_per_class": a.images_per_class, "seed": a.seed}
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if a.rivals:
+        config = replace(config, schedules=config.schedules + RIVAL_SCHEDULES)
     if a.orderings:
-        known = {spec.label: spec for spec in config.schedules}
+        known = {spec.label: spec for spec in config.schedules + RIVAL_SCHEDULES}
         unknown = [label for label in a.orderings if label not in known]
         if unknown:
             p.error(f"unknown ordering {unknown[0]!r}; choose from: {', '.join(known)}")

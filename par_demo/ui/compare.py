@@ -51,7 +51,7 @@ def compare_check(model: str, orderings) -> CompareCheck:
 
 def _status(records, finished: bool, wall: float) -> str:
     if finished:
-        ones = [r for r in records if r.spec.parallel == 1]
+        ones = [r for r in records if r.schedule.one_token_per_step]
         fastest = min(records, key=lambda r: r.num_steps)
         text = "✓ **Done.** " + " · ".join(
             f"{r.label}: {r.num_steps} steps, {r.elapsed:.2f} s" for r in records)
@@ -182,10 +182,15 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
          [DEFAULT_MODEL, w.class_label(DEFAULT_MODEL, "smiling face"),
           ["distant 16x", "raster 16x", "random 4x"]],
          [DEFAULT_MODEL, w.class_label(DEFAULT_MODEL, "country flag"),
-          ["distant 4x", "distant 4x no-init"]]],
+          ["distant 4x", "distant 4x no-init"]],
+         [DEFAULT_MODEL, w.class_label(DEFAULT_MODEL, "heart"),
+          ["distant 4x", "zipar w2", "zipar w3", "random-cosine 67"]],
+         [DEFAULT_MODEL, w.class_label(DEFAULT_MODEL, "fruit"),
+          ["distant 16x", "diagonal", "random-cosine 31"]]],
         inputs=[c.model, c.klass, c.orderings], cache_examples=False, label="Examples",
         example_labels=["baseline vs PAR 4x vs 16x", "far apart vs neighbours vs random",
-                        "with vs without initial tokens"])
+                        "with vs without initial tokens",
+                        "PAR 4x vs its rivals near 67 steps", "PAR 16x vs its rivals at 31 steps"])
 
     w.on(c.model.change, compare_model_changed, [c.model, c.klass], c, CompareModelChange,
          **w.UI)

@@ -17,7 +17,7 @@ from par_demo.editing import (EncodedPicture, edit_unsupported_reason, encode_pi
                               load_editing_tokenizer, plan_branch, plan_edit)
 from par_demo.heldout import HeldoutGrids
 from par_demo.masks import REGIONS, CellMask, read_mask, region_mask
-from par_demo.orders import ORDERS, ScheduleSpec
+from par_demo.orders import PAR_ORDERS, ScheduleSpec
 from par_demo.pictures import EditError, read_picture
 from par_demo.presets import DEFAULT_MODEL, get_preset
 from par_demo.preview import decode_tokens, enlarge
@@ -117,7 +117,7 @@ class EditRequest:
 def plan_edit_request(model, picture, region, class_query, parallel, order, init_tokens, cfg,
                       temperature, top_k, seed) -> EditRequest:
     """Every input read strictly; the picture read, encoded and its region planned."""
-    spec = ScheduleSpec(0, choice(order, "ordering", ORDERS), parallelism(parallel),
+    spec = ScheduleSpec(0, choice(order, "ordering", PAR_ORDERS), parallelism(parallel),
                         boolean(init_tokens, "initial tokens"))
     return _request(model, picture, region, class_query, {f"edit {spec.label}": spec}, cfg,
                     temperature, top_k, seed)
@@ -372,7 +372,7 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
             e.klass = w.class_dropdown("edit-class", info="It may differ from the picture's")
             e.parallel = gr.Radio([(f"{p}x", p) for p in PARALLEL_CHOICES], value=4,
                                   label="Parallelism (tokens per step)", elem_id="edit-parallel")
-            e.order = gr.Radio(list(ORDERS), value="distant", label="Ordering over the region",
+            e.order = gr.Radio(list(PAR_ORDERS), value="distant", label="Ordering over the region",
                                elem_id="edit-order")
             e.init = gr.Checkbox(value=True, label="Sequential initial tokens")
             stop = w.run_controls("edit", e, "Regenerate the region",

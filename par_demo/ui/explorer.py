@@ -37,44 +37,60 @@ def describe(schedule: Schedule) -> str:
         parts.append("Dashed lines split the grid into regions; each later step makes one token "
                      "at the same relative position in every region, so tokens generated "
                      "together are far apart.")
+    parts += RIVAL_NOTES.get(spec.order, ())
     parts.append("Colours run from dark blue (early) to yellow (late); numbers are steps.")
     return "\n\n".join(parts)
 
 
-def explored_schedule(grid, parallel, order, init_tokens) -> Schedule:
+RIVAL_NOTES = {
+    "zipar": ["ZipAR (arXiv 2412.04062): the first row one token per step, then each row starts "
+              "once the row above holds *window* tokens, and every step takes the next token of "
+              "each row under way: 2G + (G − 2)·w steps. Window = grid side is raster 1x."],
+    "diagonal": ["The diagonal wavefront (as in NAR): step d makes every cell with row + column "
+                 "= d, 2G − 1 steps; tokens made together touch corner to corner."],
+    "random-cosine": ["A random order in growing steps (RandAR's cosine schedule): after step "
+                      "s, ⌊(1 − cos(π/2 · (s+1)/S))·N⌋ + 1 cells are done."],
+}
+
+
+def explored_schedule(grid, parallel, order, init_tokens, window=inputs.DEFAULT_WINDOW,
+                      steps=inputs.DEFAULT_STEPS) -> Schedule:
     """The explorer's schedule, or InputError: a bad value, or a schedule that cannot exist."""
     try:
-        return build_schedule(inputs.explorer_spec(grid, parallel, order, init_tokens))
+        return build_schedule(inputs.explorer_spec(grid, parallel, order, init_tokens, window,
+                                                   steps))
     except ScheduleError as err:
         fail(str(err), title=NO_SCHEDULE)
 
 
-def schedule_figure(grid, parallel, order, init_tokens) -> tuple[np.ndarray, str, int]:
+def schedule_figure(grid, parallel, order, init_tokens, window=inputs.DEFAULT_WINDOW,
+                    steps=inputs.DEFAULT_STEPS) -> tuple[np.ndarray, str, int]:
     """Figure 3, its description and its number of steps."""
-    schedule = explored_schedule(grid, parallel, order, init_tokens)
+    schedule = explored_schedule(grid, parallel, order, init_tokens, window, steps)
     image = np.asarray(draw_schedule(schedule, size=FIGURE_PX))
     return image, describe(schedule), schedule.num_steps
 
 
-def schedule_progress(grid, parallel, order, init_tokens, step) -> np.ndarray:
+def schedule_progress(grid, parallel, order, init_tokens, step, window=inputs.DEFAULT_WINDOW,
+                      steps=inputs.DEFAULT_STEPS) -> np.ndarray:
     """Figure 3 as it stands after `step` (1-based) steps: done, current (red), pending (grey)."""
-    schedule = explored_schedule(grid, parallel, order, init_tokens)
+    schedule = explored_schedule(grid, parallel, order, init_tokens, window, steps)
     step = inputs.number(step, "step", 1, schedule.num_steps, integer=True)
     frame = np.asarray(draw_schedule(schedule, size=ANIMATION_PX, progress=step - 1))
     return caption(frame, f"step {step}/{schedule.num_steps}")
 
 
-def schedule_animation(grid, parallel, order, init_tokens, frame_ms, session=None) -> str:
+def schedule_animation(grid, parallel, order, init_tokens, frame_ms, session=None,
+                       window=inputs.DEFAULT_WINDOW, steps=inputs.DEFAULT_STEPS) -> str:
     """A looping GIF of the schedule filling in; returns its path."""
-    schedule = explored_schedule(grid, parallel, order, init_tokens)
+    schedule = explored_schedule(grid, parallel, order, init_tokens, window, steps)
     frame_ms = inputs.frame_ms(frame_ms)
     every = math.ceil(schedule.num_steps / MAX_ANIMATION_FRAMES)
     shown = list(range(every - 1, schedule.num_steps - 1, every)) + [schedule.num_steps - 1]
     frames = [caption(np.asarray(draw_schedule(schedule, size=ANIMATION_PX, progress=t)),
                       f"step {t + 1}/{schedule.num_steps}") for t in shown]
     spec = schedule.spec
-    name = (f"schedule_{spec.grid}x{spec.grid}_{spec.order}-{spec.parallel}x"
-            f"{'' if spec.init_tokens or spec.parallel == 1 else '-noinit'}_{frame_ms}ms.gif")
+    name = f"schedule_{spec.grid}x{spec.grid}_{spec.slug}_{frame_ms}ms.gif"
     return str(write_animation(frames, FILES.session_dir(session) / name, frame_ms))
 
 

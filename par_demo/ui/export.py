@@ -33,9 +33,7 @@ def _slug(text: str) -> str:
 
 
 def stem(record: RunRecord, overlay: bool, extra: str = "") -> str:
-    s = record.spec
-    init = "" if s.parallel == 1 or s.init_tokens else "-noinit"
-    name = (f"par_{_slug(record.model)}_class{record.class_id}_{s.order}-{s.parallel}x{init}"
+    name = (f"par_{_slug(record.model)}_class{record.class_id}_{record.spec.slug}"
             f"_seed{record.config.seed}{extra}{'_overlay' if overlay else ''}")
     return f"{name}_{uuid.uuid4().hex[:6]}"
 

@@ -15,7 +15,8 @@ from par_demo.presets import DEFAULT_MODEL, get_preset
 from par_demo.ui import views, widgets as w
 from par_demo.ui.errors import fail, friendly
 from par_demo.ui.export import export_run, require_run
-from par_demo.ui.inputs import (GENERATE_ORDERS, PARALLEL_CHOICES, boolean,
+from par_demo.ui.inputs import (DEFAULT_STEPS, DEFAULT_WINDOW, GENERATE_ORDERS, PARALLEL_CHOICES,
+                                STEPS_RANGE, WINDOW_RANGE, boolean,
                                 frame_ms as checked_frame_ms, number, plan_run, run_schedule)
 from par_demo.ui.runs import RunRecord, RunViews, generation_stream, replay_views
 from par_demo.ui.session import RUNS, stoppable
@@ -23,12 +24,13 @@ from par_demo.ui.session import RUNS, stoppable
 TITLE, TAB_ID = "Generate", "generate"
 
 EXAMPLES = [  # class, parallelism, ordering, initial tokens, guidance, temperature, top-k,
-    # seed, label
-    ("heart", 4, "distant", True, 2.0, 1.0, 0, 0, "PAR distant 4x"),
-    ("heart", 1, "raster", False, 2.0, 1.0, 0, 0, "raster 1x (baseline)"),
-    ("fruit", 16, "distant", True, 2.0, 1.0, 0, 7, "PAR distant 16x"),
-    ("fruit", 16, "raster", True, 2.0, 1.0, 0, 7, "raster 16x (naive)"),
-    ("bird", 4, "distant", False, 3.0, 0.9, 100, 3, "distant 4x, no initial tokens"),
+    # seed, window, steps, label
+    ("heart", 4, "distant", True, 2.0, 1.0, 0, 0, 3, 67, "PAR distant 4x"),
+    ("heart", 1, "raster", False, 2.0, 1.0, 0, 0, 3, 67, "raster 1x (baseline)"),
+    ("fruit", 16, "distant", True, 2.0, 1.0, 0, 7, 3, 67, "PAR distant 16x"),
+    ("fruit", 16, "raster", True, 2.0, 1.0, 0, 7, 3, 67, "raster 16x (naive)"),
+    ("bird", 4, "distant", False, 3.0, 0.9, 100, 3, 3, 67, "distant 4x, no initial tokens"),
+    ("heart", 1, "zipar", True, 2.0, 1.0, 0, 0, 3, 67, "ZipAR, window 3 (74 steps)"),
 ]
 
 
@@ -56,7 +58,7 @@ def model_changed(model: str, current_class) -> ModelChange:
     else:
         change.parallel = gr.update(value=r.parallel, interactive=False)
         change.order = gr.update(value=r.order if r.order in ("distant", "raster") else "distant",
-                                 interactive=False)
+                                 interactive=bool(preset.training_free))
         change.init = gr.update(value=r.init_tokens, interactive=False)
     return change
 
@@ -66,21 +68,28 @@ class RunCheck:
     check: str  # the schedule's step count, or why it cannot run
     run_button: Any
     init: Any
+    window: Any = w.skip()
+    steps: Any = w.skip()
 
 
-def generate_check(model: str, parallel, order, init_tokens) -> RunCheck:
+def generate_check(model: str, parallel, order, init_tokens, window=DEFAULT_WINDOW,
+                   steps=DEFAULT_STEPS) -> RunCheck:
     """Whether the Generate button can run this combination; if not, it is disabled and the
-    reason shown. Also: the initial-token switch means nothing at 1x."""
+    reason shown. Also: the initial-token switch means nothing at 1x, and the window and the
+    steps show for the orders they belong to."""
+    shown = dict(window=gr.update(visible=order == "zipar"),
+                 steps=gr.update(visible=order == "random-cosine"))
     try:
-        preset, schedule = run_schedule(model, parallel, order, init_tokens)
+        preset, schedule = run_schedule(model, parallel, order, init_tokens, window, steps)
     except gr.Error as err:
         return RunCheck(f"✗ {err.message}",
                         gr.update(interactive=False, value="Generate (unavailable)"),
-                        gr.update(interactive=False))
+                        gr.update(interactive=False), **shown)
     text = (f"{schedule.spec.label}: {schedule.num_steps} steps · "
             + views.speedup_text(schedule))
     return RunCheck(text, gr.update(interactive=True, value="Generate"),
-                    gr.update(interactive=preset.runs is None and schedule.spec.parallel > 1))
+                    gr.update(interactive=preset.runs is None and schedule.spec.parallel > 1),
+                    **shown)
 
 
 # ---------------------------------------------------------------- a run
@@ -96,10 +105,11 @@ class GenerateOut:
 
 @friendly
 def generate(model, class_query, parallel, order, init_tokens, cfg, temperature, top_k, seed,
-             timings, request: gr.Request = None):
+             window=DEFAULT_WINDOW, steps=DEFAULT_STEPS, timings=None,
+             request: gr.Request = None):
     """Stream one generation, one GenerateOut per frame, until done or stopped."""
     plan = plan_run(model, class_query, parallel, order, init_tokens, cfg, temperature, top_k,
-                    seed)
+                    seed, window, steps)
     started = time.perf_counter()
     timings = dict(timings or {})
     baseline = timings.get(plan.model)
@@ -119,7 +129,7 @@ def _frame(plan, record: RunRecord, pictures: RunViews, baseline, timings,
            wall: float) -> GenerateOut:
     schedule = plan.schedule
     if record.complete:
-        if schedule.spec.parallel == 1:
+        if schedule.one_token_per_step:
             timings[plan.model] = record.elapsed
         status = views.done_line(schedule, record.elapsed, baseline, wall, record.device,
                                  record.cold) + f" · seed {record.config.seed}"
@@ -206,8 +216,13 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
                                   elem_id="gen-parallel")
             g.order = gr.Radio(list(GENERATE_ORDERS), value="distant", label="Ordering",
                                elem_id="gen-order")
-            g.init = gr.Checkbox(value=True, label="Sequential initial tokens",
-                                 info="Stage 1: the first tokens one at a time")
+            # no info line: the five orderings take a second row and Generate stays in view
+            g.init = gr.Checkbox(value=True, label="Sequential initial tokens (stage 1)")
+            g.window = gr.Slider(*WINDOW_RANGE, value=DEFAULT_WINDOW, step=1, visible=False,
+                                 label="ZipAR window", elem_id="gen-window",
+                                 info="a row starts once the row above has this many tokens")
+            g.steps = gr.Slider(*STEPS_RANGE, value=DEFAULT_STEPS, step=1, visible=False,
+                                label="Steps (random-cosine)", elem_id="gen-steps")
             stop = w.run_controls("gen", g, "Generate",
                                   generate_check(DEFAULT_MODEL, 4, "distant", True).check,
                                   new_seed=True)
@@ -227,16 +242,17 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
             with gr.Accordion("Run details", open=False):
                 g.details = gr.JSON(label="Run details")
     inputs = [g.model, g.klass, g.parallel, g.order, g.init, g.cfg, g.temperature, g.top_k,
-              g.seed]
+              g.seed, g.window, g.steps]
     examples = gr.Examples(
-        [[DEFAULT_MODEL, w.class_label(DEFAULT_MODEL, r[0]), *r[1:8]] for r in EXAMPLES],
+        [[DEFAULT_MODEL, w.class_label(DEFAULT_MODEL, r[0]), *r[1:10]] for r in EXAMPLES],
         inputs=inputs, cache_examples=False, label="Examples: click to run",
-        example_labels=[f"{w.class_label(DEFAULT_MODEL, r[0]).split(': ', 1)[1]} · {r[8]}"
+        example_labels=[f"{w.class_label(DEFAULT_MODEL, r[0]).split(': ', 1)[1]} · {r[10]}"
                         for r in EXAMPLES])
 
     w.on(g.model.change, model_changed, [g.model, g.klass], g, ModelChange, **w.UI)
-    w.on(gr.on, generate_check, [g.model, g.parallel, g.order, g.init], g, RunCheck,
-         triggers=[c.change for c in (g.model, g.parallel, g.order, g.init)], **w.UI)
+    checked = (g.model, g.parallel, g.order, g.init, g.window, g.steps)
+    w.on(gr.on, generate_check, list(checked), g, RunCheck,
+         triggers=[c.change for c in checked], **w.UI)
     starts = (g.run_button.click, examples.load_input_event.then)
     for start in starts:  # registered before the run: the page starts these first
         w.on(start, w.reset_downloads, None, g.record, w.ExportOut, **w.UI)

@@ -9,14 +9,18 @@ from dataclasses import dataclass, replace
 
 from par_demo.animation import FRAME_MS_RANGE
 from par_demo.classes import ClassError
-from par_demo.orders import ORDERS, Schedule, ScheduleSpec
+from par_demo.orders import ORDERS, PAR_ORDERS, Schedule, ScheduleSpec
 from par_demo.presets import PRESETS, ModelPreset, UnsupportedSchedule, get_preset
 from par_demo.sampling import SamplingConfig
 from par_demo.ui.errors import fail, shown
 from par_demo.ui.machine import availability
 
 PARALLEL_CHOICES = (1, 4, 16)
-GENERATE_ORDERS = ("distant", "raster")
+GENERATE_ORDERS = ("distant", "raster", "zipar", "diagonal", "random-cosine")
+WINDOW_RANGE = (1, 32)  # zipar's window; the grid caps it (build_schedule says so)
+DEFAULT_WINDOW = 3  # 74 steps at 16 x 16, near distant 4x's 67
+STEPS_RANGE = (1, 32 * 32)  # random-cosine's steps; the grid's cells cap them
+DEFAULT_STEPS = 67  # distant 4x's steps at 16 x 16
 SEED_RANGE = (0, 2**31 - 1)
 GUIDANCE_RANGE = (0.0, 20.0)
 TEMPERATURE_RANGE = (0.05, 10.0)  # lower: the logits overflow; higher: uniform noise
@@ -108,16 +112,32 @@ def parallelism(value) -> int:
     return p
 
 
-def generate_spec(preset: ModelPreset, parallel, order, init_tokens) -> ScheduleSpec:
-    return ScheduleSpec(grid=preset.args.grid, order=choice(order, "ordering", GENERATE_ORDERS),
-                        parallel=parallelism(parallel),
-                        init_tokens=boolean(init_tokens, "initial tokens"))
+def ordering_spec(grid: int, parallel, order, init_tokens, window, steps,
+                  orders=ORDERS) -> ScheduleSpec:
+    """A form's ordering. A form sends every control, so every value is checked, and each is
+    used by the orders it applies to only: parallelism and initial tokens by PAR's orders, the
+    window by zipar, the steps by random-cosine."""
+    order = choice(order, "ordering", orders)
+    parallel, init = parallelism(parallel), boolean(init_tokens, "initial tokens")
+    window = number(window, "window", *WINDOW_RANGE, integer=True)
+    steps = number(steps, "steps", *STEPS_RANGE, integer=True)
+    if order in PAR_ORDERS:
+        return ScheduleSpec(grid=grid, order=order, parallel=parallel, init_tokens=init)
+    return ScheduleSpec(grid=grid, order=order, parallel=1,
+                        window=window if order == "zipar" else None,
+                        steps=steps if order == "random-cosine" else None)
 
 
-def explorer_spec(grid, parallel, order, init_tokens) -> ScheduleSpec:
-    return ScheduleSpec(grid=number(grid, "grid", *GRID_RANGE, integer=True),
-                        order=choice(order, "ordering", ORDERS), parallel=parallelism(parallel),
-                        init_tokens=boolean(init_tokens, "initial tokens"))
+def generate_spec(preset: ModelPreset, parallel, order, init_tokens, window=DEFAULT_WINDOW,
+                  steps=DEFAULT_STEPS) -> ScheduleSpec:
+    return ordering_spec(preset.args.grid, parallel, order, init_tokens, window, steps,
+                         GENERATE_ORDERS)
+
+
+def explorer_spec(grid, parallel, order, init_tokens, window=DEFAULT_WINDOW,
+                  steps=DEFAULT_STEPS) -> ScheduleSpec:
+    return ordering_spec(number(grid, "grid", *GRID_RANGE, integer=True), parallel, order,
+                         init_tokens, window, steps)
 
 
 def frame_ms(value) -> int:
@@ -143,6 +163,16 @@ COMPARE_ORDERINGS: dict[str, tuple[str, ScheduleSpec]] = {
                            ScheduleSpec(0, "distant", 4, False)),
     "distant 16x no-init": ("distant 16x without the sequential initial tokens",
                             ScheduleSpec(0, "distant", 16, False)),
+    "zipar w2": ("ZipAR, window 2: a row starts once the row above has 2 tokens",
+                 ScheduleSpec(0, "zipar", 1, window=2)),
+    "zipar w3": ("ZipAR, window 3: a row starts once the row above has 3 tokens",
+                 ScheduleSpec(0, "zipar", 1, window=3)),
+    "diagonal": ("diagonal wavefront: every cell with row + col = step (NAR)",
+                 ScheduleSpec(0, "diagonal", 1)),
+    "random-cosine 67": ("random order, 67 growing steps on RandAR's cosine schedule",
+                         ScheduleSpec(0, "random-cosine", 1, steps=67)),
+    "random-cosine 31": ("random order, 31 growing steps on RandAR's cosine schedule",
+                         ScheduleSpec(0, "random-cosine", 1, steps=31)),
 }
 DEFAULT_COMPARE = ["raster 1x", "distant 4x", "distant 16x", "raster 4x"]
 
@@ -173,10 +203,12 @@ def _runnable(preset: ModelPreset, spec: ScheduleSpec) -> Schedule:
         fail(str(err), title="This model cannot run that ordering")
 
 
-def run_schedule(model, parallel, order, init_tokens) -> tuple[ModelPreset, Schedule]:
+def run_schedule(model, parallel, order, init_tokens, window=DEFAULT_WINDOW,
+                 steps=DEFAULT_STEPS) -> tuple[ModelPreset, Schedule]:
     """The model and the schedule of a run, or InputError saying why it cannot run here."""
     preset = usable_preset(model)
-    return preset, _runnable(preset, generate_spec(preset, parallel, order, init_tokens))
+    return preset, _runnable(preset, generate_spec(preset, parallel, order, init_tokens, window,
+                                                   steps))
 
 
 def compare_schedules(model, orderings) -> tuple[ModelPreset, tuple[str, ...],
@@ -201,8 +233,8 @@ def compare_schedules(model, orderings) -> tuple[ModelPreset, tuple[str, ...],
 
 
 def plan_run(model, class_query, parallel, order, init_tokens, cfg, temperature, top_k,
-             seed) -> RunPlan:
-    preset, schedule = run_schedule(model, parallel, order, init_tokens)
+             seed, window=DEFAULT_WINDOW, steps=DEFAULT_STEPS) -> RunPlan:
+    preset, schedule = run_schedule(model, parallel, order, init_tokens, window, steps)
     klass, class_label = class_id(preset, class_query)
     config = sampling_config(preset, cfg, temperature, top_k, seed)
     return RunPlan(preset.name, klass, class_label, schedule, config)

@@ -24,7 +24,7 @@ from par_demo import dependency, editing
 from par_demo.dependency_figures import draw_dependency, draw_estimated_map
 from par_demo.heldout import HeldoutGrids
 from par_demo.masks import REGIONS, region_mask
-from par_demo.orders import ORDERS, ScheduleSpec
+from par_demo.orders import ORDERS, PAR_ORDERS, ScheduleSpec
 from par_demo.pictures import read_picture
 from par_demo.presets import DEFAULT_MODEL, PRESETS, ModelPreset, UnsupportedSchedule, get_preset
 from par_demo.preview import decode_tokens, enlarge
@@ -38,6 +38,7 @@ from par_demo.ui.runs import COMPARE_HEADERS, compare_stream, compare_table, gen
 ModelName = Literal[tuple(PRESETS)]
 Parallelism = Literal[inputs.PARALLEL_CHOICES]
 Ordering = Literal[ORDERS]
+RegionOrdering = Literal[PAR_ORDERS]  # an edit orders a region with PAR's orders only
 CompareOrdering = Literal[tuple(COMPARE_ORDERINGS)]
 Region = Literal[REGIONS]
 DependencyMethod = Literal["estimator", "model"]
@@ -76,7 +77,8 @@ def _image(image_HW3) -> gr.FileData:
 @friendly
 def generate_image(class_name: str, parallelism: Parallelism = 4, ordering: Ordering = "distant",
                    initial_tokens: bool = True, seed: int = 0,
-                   model: ModelName = DEFAULT_MODEL) -> tuple[gr.FileData, str]:
+                   model: ModelName = DEFAULT_MODEL, window: int = inputs.DEFAULT_WINDOW,
+                   steps: int = inputs.DEFAULT_STEPS) -> tuple[gr.FileData, str]:
     """Generate one image with PAR (parallelized autoregressive generation) and report how many
     steps it took; the same arguments always give the same picture. Returns the final picture
     (PNG) and a JSON text: steps, tokens_per_step_max, seconds (model time: the steps alone),
@@ -85,18 +87,18 @@ def generate_image(class_name: str, parallelism: Parallelism = 4, ordering: Orde
 
     Args:
         class_name: what to draw: a class name (or part of one) or its index
-        parallelism: tokens generated per step (1: one at a time, the baseline)
-        ordering: cells generated together: distant (PAR: far apart), raster (neighbours), random
+        parallelism: tokens generated per step (1: one at a time, the baseline); raster, distant and random only
+        ordering: ORDERING_HELP
         initial_tokens: the first token of each region one at a time, before the rest (PAR stage 1)
         seed: random seed, 0..2147483647
         model: the model; only the embedded one runs without a GPU
+        window: zipar only: a row starts once the row above has this many tokens (1..grid)
+        steps: random-cosine only: its number of steps (1..grid * grid)
     """
     started = time.perf_counter()
     preset = inputs.usable_preset(model)
-    spec = ScheduleSpec(grid=preset.args.grid, order=inputs.choice(ordering, "ordering", ORDERS),
-                        parallel=inputs.parallelism(parallelism),
-                        init_tokens=inputs.boolean(initial_tokens, "initial tokens"))
-    schedule = _runnable(preset, spec)
+    schedule = _runnable(preset, inputs.ordering_spec(preset.args.grid, parallelism, ordering,
+                                                      initial_tokens, window, steps))
     class_id, class_label = inputs.class_id(preset, class_name)
     config = replace(preset.sampling, seed=inputs.number(seed, "seed", *inputs.SEED_RANGE,
                                                          integer=True))
@@ -131,21 +133,26 @@ def compare_orderings(class_name: str, orderings: list[CompareOrdering], seed: i
 
 @friendly
 def schedule_figure(grid: int = EMBEDDED_GRID, parallelism: Parallelism = 4,
-                    ordering: Ordering = "distant",
-                    initial_tokens: bool = True) -> tuple[gr.FileData, str]:
+                    ordering: Ordering = "distant", initial_tokens: bool = True,
+                    window: int = inputs.DEFAULT_WINDOW,
+                    steps: int = inputs.DEFAULT_STEPS) -> tuple[gr.FileData, str]:
     """Draw the paper's Figure 3 for a schedule: the step at which each token of a grid x grid
     image is generated; needs no model. Returns the figure (PNG) and a JSON text: steps, tokens,
     speedup_in_steps (tokens / steps) and a description.
 
     Args:
         grid: tokens per side, 2..32 (the embedded model's is 16, the released models' 24)
-        parallelism: tokens generated per step
-        ordering: cells generated together: distant (PAR: far apart), raster (neighbours), random
+        parallelism: tokens generated per step; raster, distant and random only
+        ordering: ORDERING_HELP
         initial_tokens: the first token of each region one at a time, before the rest (PAR stage 1)
+        window: zipar only: a row starts once the row above has this many tokens (1..grid)
+        steps: random-cosine only: its number of steps (1..grid * grid)
     """
-    schedule = explorer.explored_schedule(grid, parallelism, ordering, initial_tokens)
-    image, text, steps = explorer.schedule_figure(grid, parallelism, ordering, initial_tokens)
-    report = {"steps": steps, "tokens": schedule.grid ** 2,
+    schedule = explorer.explored_schedule(grid, parallelism, ordering, initial_tokens, window,
+                                          steps)
+    image, text, num_steps = explorer.schedule_figure(grid, parallelism, ordering,
+                                                      initial_tokens, window, steps)
+    report = {"steps": num_steps, "tokens": schedule.grid ** 2,
               "speedup_in_steps": round(views.speedup_steps(schedule), 4), "description": text}
     return _image(image), json.dumps(report)
 
@@ -212,7 +219,7 @@ def _heldout() -> HeldoutGrids:
 
 @friendly
 def edit_image(image: str, region: Region, class_name: str, parallelism: Parallelism = 4,
-               ordering: Ordering = "distant", initial_tokens: bool = True,
+               ordering: RegionOrdering = "distant", initial_tokens: bool = True,
                seed: int = 0) -> tuple[gr.FileData, str]:
     """Edit a picture with the embedded any-order model: encode it to its 16x16 token grid, keep
     the tokens outside `region` and regenerate the region's cells with PAR, conditioned on the
@@ -232,7 +239,7 @@ def edit_image(image: str, region: Region, class_name: str, parallelism: Paralle
     """
     preset = get_preset(DEFAULT_MODEL)
     mask = region_mask(inputs.choice(region, "region", REGIONS), preset.args.grid)
-    spec = ScheduleSpec(grid=0, order=inputs.choice(ordering, "ordering", ORDERS),
+    spec = ScheduleSpec(grid=0, order=inputs.choice(ordering, "ordering", PAR_ORDERS),
                         parallel=inputs.parallelism(parallelism),
                         init_tokens=inputs.boolean(initial_tokens, "initial tokens"))
     class_id, class_label = inputs.class_id(preset, class_name)
@@ -357,10 +364,16 @@ def _filled_in(fn, replacements: dict[str, str]):
     return fn
 
 
+ORDERING_HELP = ("cells generated together: distant (PAR: far apart), raster (neighbours), "
+                 "random; or a rival with step sizes of its own: zipar (row by row, a row "
+                 "starting once the row above has `window` tokens), diagonal (row + col = step), "
+                 "random-cosine (a random order in `steps` growing steps)")
+
 TOOLS = (  # (tool, its concurrency group); a tool's name is its function's
-    (_filled_in(generate_image, {"CLASSES": _class_list(DEFAULT_MODEL)}), MODEL_QUEUE),
+    (_filled_in(generate_image, {"CLASSES": _class_list(DEFAULT_MODEL),
+                                 "ORDERING_HELP": ORDERING_HELP}), MODEL_QUEUE),
     (_filled_in(compare_orderings, {"HEADERS": ", ".join(COMPARE_HEADERS)}), MODEL_QUEUE),
-    (schedule_figure, FIGURE_QUEUE),
+    (_filled_in(schedule_figure, {"ORDERING_HELP": ORDERING_HELP}), FIGURE_QUEUE),
     (edit_image, MODEL_QUEUE),
     (_filled_in(dependency_map, {"PICTURES": str(len(TrainingCodes.load())),
                                  "HELDOUT": str(len(_heldout())),

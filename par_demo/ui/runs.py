@@ -277,20 +277,20 @@ def compare_stream(plan: ComparePlan, overlay: bool = True,
     yield from _placed_comparison(plan.model, plan, overlay, frame_interval)
 
 
-COMPARE_HEADERS = ["ordering", "steps", "tokens/step", "speedup (steps)", "time (s)", "ms/step",
-                   "speedup (time, vs 1x)"]
+COMPARE_HEADERS = ["ordering", "window / schedule", "steps", "tokens/step (max)",
+                   "speedup (steps)", "time (s)", "ms/step", "speedup (time, vs 1x)"]
 
 
 def compare_table(records: Sequence[RunRecord], baseline: float | None = None) -> list[list]:
     """One row per ordering. The time speedup is against a 1x run of this comparison, else the
     session's last 1x run of the model (`baseline`), else not shown."""
-    ones = [r.elapsed for r in records if r.spec.parallel == 1 and r.complete]
+    ones = [r.elapsed for r in records if r.schedule.one_token_per_step and r.complete]
     reference = ones[0] if ones else baseline
     rows = []
     for r in records:
         done = r.complete
         rows.append([
-            r.label, r.num_steps, max(r.schedule.sizes),
+            r.label, views.schedule_rule(r.spec), r.num_steps, max(r.schedule.sizes),
             round(views.speedup_steps(r.schedule), 2),
             round(r.elapsed, 3) if done else "—",
             round(r.elapsed / max(r.steps_done, 1) * 1000, 2),

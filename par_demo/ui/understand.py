@@ -9,13 +9,14 @@ from typing import Any
 import gradio as gr
 
 from par_demo.animation import FRAME_MS_RANGE
-from par_demo.orders import ORDERS
+from par_demo.orders import ORDERS, PAR_ORDERS
 from par_demo.presets import DEFAULT_MODEL, get_preset
 from par_demo.ui import widgets as w
 from par_demo.ui.errors import InputError, friendly
 from par_demo.ui.explorer import (NO_SCHEDULE, schedule_animation, schedule_figure, schedule_progress,
                                   uncertainty_views)
-from par_demo.ui.inputs import GRID_RANGE, PARALLEL_CHOICES
+from par_demo.ui.inputs import (DEFAULT_STEPS, DEFAULT_WINDOW, GRID_RANGE, PARALLEL_CHOICES,
+                                STEPS_RANGE, WINDOW_RANGE)
 
 TITLE, TAB_ID = "Understand", "understand"
 
@@ -38,11 +39,14 @@ class Explored:
 
 
 @friendly
-def explore(grid, parallel, order, init_tokens) -> Explored:
+def explore(grid, parallel, order, init_tokens, window=DEFAULT_WINDOW,
+            steps=DEFAULT_STEPS) -> Explored:
     """Figure 3 of these settings; settings no schedule can have (a grid its regions do not
-    divide) are explained in place, not refused: the page offers every grid."""
+    divide, a window wider than the grid) are explained in place, not refused: the page offers
+    every grid."""
     try:
-        image, text, num_steps = schedule_figure(grid, parallel, order, init_tokens)
+        image, text, num_steps = schedule_figure(grid, parallel, order, init_tokens, window,
+                                                 steps)
     except InputError as err:
         if err.title != NO_SCHEDULE:
             raise
@@ -51,13 +55,30 @@ def explore(grid, parallel, order, init_tokens) -> Explored:
                         gr.update(value=1, maximum=2), None)
     step = gr.update(maximum=max(num_steps, 2), value=1)
     return Explored(image, text, step,
-                    schedule_progress(grid, parallel, order, init_tokens, 1))
+                    schedule_progress(grid, parallel, order, init_tokens, 1, window, steps))
 
 
 def unexplored() -> Explored:
     """A refused request (a bad value): nothing of the previous schedule stays up."""
     return Explored(None, "✗ No such schedule (the message says why).",
                     gr.update(value=1, maximum=2), None)
+
+
+@dataclass
+class OrderControls:
+    parallel: Any
+    init: Any
+    window: Any
+    steps: Any
+
+
+def order_controls(order: str) -> OrderControls:
+    """Each ordering's own controls: parallelism and initial tokens for PAR's orders, the window
+    for zipar, the steps for random-cosine."""
+    par = order in PAR_ORDERS
+    return OrderControls(gr.update(interactive=par), gr.update(interactive=par),
+                         gr.update(visible=order == "zipar"),
+                         gr.update(visible=order == "random-cosine"))
 
 
 @dataclass
@@ -76,9 +97,10 @@ class Progress:
 
 
 @friendly
-def explore_step(grid, parallel, order, init_tokens, step) -> Progress:
+def explore_step(grid, parallel, order, init_tokens, window, steps, step) -> Progress:
     try:
-        return Progress(schedule_progress(grid, parallel, order, init_tokens, step))
+        return Progress(schedule_progress(grid, parallel, order, init_tokens, step, window,
+                                          steps))
     except InputError as err:
         if err.title != NO_SCHEDULE:
             raise
@@ -91,13 +113,14 @@ class Animated:
 
 
 @friendly
-def follow_animation(grid, parallel, order, init_tokens, frame_ms, shown,
+def follow_animation(grid, parallel, order, init_tokens, window, steps, frame_ms, shown,
                      request: gr.Request = None) -> Animated:
     """A shown animation follows the settings; none is made until Animate is pressed."""
     if not shown:
         return Animated(gr.skip())
     try:
-        return animate_schedule(grid, parallel, order, init_tokens, frame_ms, request)
+        return animate_schedule(grid, parallel, order, init_tokens, window, steps, frame_ms,
+                                request)
     except InputError as err:
         if err.title != NO_SCHEDULE:
             raise
@@ -105,10 +128,10 @@ def follow_animation(grid, parallel, order, init_tokens, frame_ms, shown,
 
 
 @friendly
-def animate_schedule(grid, parallel, order, init_tokens, frame_ms,
+def animate_schedule(grid, parallel, order, init_tokens, window, steps, frame_ms,
                      request: gr.Request = None) -> Animated:
     return Animated(schedule_animation(grid, parallel, order, init_tokens, frame_ms,
-                                       w.session_of(request)))
+                                       w.session_of(request), window, steps))
 
 
 @dataclass
@@ -133,6 +156,11 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
                                   label="Parallelism")
             u.order = gr.Radio(list(ORDERS), value="distant", label="Ordering")
             u.init = gr.Checkbox(value=True, label="Sequential initial tokens")
+            u.window = gr.Slider(*WINDOW_RANGE, value=DEFAULT_WINDOW, step=1, visible=False,
+                                 label="ZipAR window", elem_id="sch-window",
+                                 info="a row starts once the row above has this many tokens")
+            u.steps = gr.Slider(*STEPS_RANGE, value=DEFAULT_STEPS, step=1, visible=False,
+                                label="Steps (random-cosine)", elem_id="sch-steps")
             u.text = gr.Markdown(label="Schedule description", elem_id="par-understand-text")
         with gr.Column(scale=2):
             u.figure = w.image("Figure 3: step of each token", elem_id="sch-figure")
@@ -156,12 +184,13 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
                                interactive=False, elem_id="unc-chart")
     u.summary = gr.Markdown("Generate an image first: its uncertainty appears here.")
 
-    schedule = [u.grid, u.parallel, u.order, u.init]
+    schedule = [u.grid, u.parallel, u.order, u.init, u.window, u.steps]
     ui = dict(concurrency_id="ui", preprocess=False, **w.SCRIPTED)
     explored = w.on(gr.on, explore, schedule, u, Explored, api_name="schedule",
                     concurrency_limit=8, triggers=[page.demo.load] + [c.change for c in schedule],
                     **ui)
     w.on(explored.failure, unexplored, None, u, Explored, **w.UI)
+    w.on(u.order.change, order_controls, u.order, u, OrderControls, **w.UI)
     # a shown animation follows the settings (none is left up for a schedule that cannot exist)
     w.on(gr.on, follow_animation, schedule + [frame_ms, u.animation], u, Animated,
          triggers=[c.change for c in schedule], trigger_mode="always_last",

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from par_demo.animation import caption
-from par_demo.orders import Schedule
+from par_demo.orders import Schedule, ScheduleSpec
 from par_demo.preview import entropy_image, token_grid_image
 
 DISPLAY_PX = 256  # small images are enlarged (nearest neighbour) to at least this side
@@ -47,6 +47,19 @@ def speedup_steps(schedule: Schedule) -> float:
     return schedule.grid * schedule.grid / schedule.num_steps
 
 
+def schedule_rule(spec: ScheduleSpec) -> str:
+    """What sets an ordering's step sizes, for a table column."""
+    if spec.order == "zipar":
+        return f"window {spec.window}"
+    if spec.order == "diagonal":
+        return "row + col = step"
+    if spec.order == "random-cosine":
+        return f"cosine, S = {spec.steps}"
+    if spec.parallel > 1 and spec.init_tokens:
+        return f"{spec.parallel} per step after {spec.parallel} single"
+    return f"{spec.parallel} per step"
+
+
 def speedup_text(schedule: Schedule) -> str:
     tokens = schedule.grid * schedule.grid
     if schedule.num_steps == tokens:
@@ -77,10 +90,10 @@ def done_line(schedule: Schedule, elapsed: float, baseline: float | None,
     per_step = elapsed / schedule.num_steps * 1000
     text = (f"✓ **Done**: {schedule.num_steps} steps, {per_step:.1f} ms per step · "
             + speedup_text(schedule))
-    if baseline and schedule.spec.parallel > 1:
+    if baseline and not schedule.one_token_per_step:
         text += (f" · measured **{baseline / elapsed:.2f}× faster** in model time than your 1x "
                  f"run of this model ({baseline:.2f} s)")
-    elif schedule.spec.parallel > 1:
+    elif not schedule.one_token_per_step:
         text += " · run a 1x ordering once to measure the speedup in time as well"
     return text + "  \n" + timing_text(elapsed, wall, device, cold)
 
