@@ -13,12 +13,14 @@ import gradio as gr
 
 from par_demo.presets import DEFAULT_MODEL, get_preset
 from par_demo.ui import views, widgets as w
-from par_demo.ui.errors import fail, friendly
+from par_demo.ui.errors import friendly
 from par_demo.ui.export import export_run, require_run
 from par_demo.ui.inputs import (GENERATE_ORDERS, PARALLEL_CHOICES, boolean,
-                                frame_ms as checked_frame_ms, number, plan_run, run_schedule)
-from par_demo.ui.runs import RunRecord, RunViews, generation_stream, replay_views
-from par_demo.ui.session import RUNS, stoppable
+                                frame_ms as checked_frame_ms, plan_run, run_schedule)
+from par_demo.ui.runs import RunRecord, RunViews, generation_stream
+from par_demo.ui.session import stoppable
+from par_demo.ui.single_run import (Refused, Replayed, Stopped, refused, replay, stop_report,
+                                    stop_run)
 
 TITLE, TAB_ID = "Generate", "generate"
 
@@ -127,57 +129,6 @@ def _frame(plan, record: RunRecord, pictures: RunViews, baseline, timings,
         status = views.live_line(schedule, record.steps_done - 1, record.step_seconds[-1],
                                  record.elapsed)
     return GenerateOut(pictures, status, record.summary(), record, timings)
-
-
-@dataclass
-class Stopped:
-    status: Any = w.skip()
-    details: Any = w.skip()
-
-
-def stop_report(record: RunRecord) -> Stopped:
-    return Stopped(views.stopped_line(record.schedule, record.steps_done, record.elapsed),
-                   record.summary() | {"stopped": True})
-
-
-def stop_run(request: gr.Request = None) -> Stopped:
-    """Stop (the button or /stop): ends the caller's runs and reports where the run ended. It
-    takes no inputs: the caller's runs are found by session, so `/stop` takes `data: []`."""
-    ended = [r.last for r in RUNS.stop(w.session_of(request)) if isinstance(r.last, RunRecord)]
-    if not ended:
-        return Stopped("No run in progress: there was nothing to stop.")
-    if ended[-1].complete:  # it finished before Stop reached it: its own line stands
-        return Stopped()
-    return stop_report(ended[-1])
-
-
-@dataclass
-class Refused:
-    """A refused request leaves no pictures of an earlier run standing as if they were its own."""
-    pictures: RunViews | None = None
-    status: Any = ("✗ **Not run**: the request was refused (the message says why). The "
-                   "previous run's pictures are cleared.")
-    details: Any = None
-    run: Any = None
-    step: Any = field(default_factory=lambda: gr.update(interactive=False, visible=False))
-
-
-def refused() -> Refused:
-    return Refused()
-
-
-@dataclass
-class Replayed:
-    pictures: RunViews
-
-
-@friendly
-def replay(record: RunRecord | None, step) -> Replayed:
-    """The run's pictures after `step` (1-based), as they streamed."""
-    if not isinstance(record, RunRecord) or not record.tokens:
-        fail("generate an image first; the slider replays its steps", title="Nothing to replay")
-    step = number(step, "step", 1, max(record.steps_done, 2), integer=True)
-    return Replayed(replay_views(record, min(step, record.steps_done) - 1))
 
 
 @friendly

@@ -250,6 +250,24 @@ def replay_range(run: RunRecord | list[RunRecord] | None) -> ReplayRange:
                                  visible=True, label=f"{REPLAY_LABEL}: 1 to {last}"))
 
 
+# ---------------------------------------------------------------- finished panels' overlay
+
+def final_overlay_switch(elem_id: str) -> gr.Checkbox:
+    """One click from a comparison's clean finished pictures to their Figure 3 order."""
+    return gr.Checkbox(value=False, label="Show the Figure 3 order on the finished pictures",
+                       elem_id=elem_id)
+
+
+@dataclass
+class FinalOverlay:
+    final_overlay: Any
+
+
+def final_overlay_off() -> FinalOverlay:
+    """A new run ends with its pictures clean: the switch starts off."""
+    return FinalOverlay(False)
+
+
 # ---------------------------------------------------------------- the Record section
 
 @dataclass
