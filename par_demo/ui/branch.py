@@ -13,7 +13,7 @@ import gradio as gr
 import numpy as np
 
 from par_demo.editing import plan_branch
-from par_demo.ui import widgets as w
+from par_demo.ui import api_docs, widgets as w
 from par_demo.ui.errors import fail, friendly
 from par_demo.ui.inputs import SEED_RANGE, boolean, number, usable_preset
 from par_demo.ui.runs import EditRunPlan, RunRecord, branch_stream, replay_compare
@@ -171,7 +171,8 @@ def build(gen: SimpleNamespace) -> SimpleNamespace:
     seeded = b.branch_button.click(w.next_seed, [b.branch_new_seed, b.branch_seed],
                                    b.branch_seed, **w.UI)
     b.branch_runs = [w.on(seeded.then, branch, [gen.run, gen.step, b.branch_seed], b, BranchOut,
-                          api_name="branch", show_progress="minimal", **w.SCRIPTED, **w.RUN)]
+                          api_name="branch", api_description=api_docs.BRANCH,
+                          show_progress="minimal", **w.SCRIPTED, **w.RUN)]
     w.on(b.branch_runs[0].failure, branch_refused, None, b, BranchRefused, **w.UI)
     w.on(b.final_overlay.input, branches_redrawn, [b.branches, b.final_overlay], b,
          BranchesRedrawn, trigger_mode="always_last", api_visibility="private",

@@ -11,7 +11,7 @@ from typing import Any
 import gradio as gr
 
 from par_demo.presets import DEFAULT_MODEL, get_preset
-from par_demo.ui import views, widgets as w
+from par_demo.ui import api_docs, views, widgets as w
 from par_demo.ui.errors import fail, friendly
 from par_demo.ui.export import export_compare, require_comparison
 from par_demo.ui.inputs import (COMPARE_ORDERINGS, DEFAULT_COMPARE, boolean, compare_schedules,
@@ -74,11 +74,11 @@ class CompareOut:
 
 
 @friendly
-def compare(model, class_query, orderings, overlay, cfg, temperature, top_k, seed, timings,
+def compare(model, class_name, orderings, overlay, cfg, temperature, top_k, seed, timings,
             request: gr.Request = None):
     """Stream a comparison, one CompareOut per frame, until done or stopped."""
     started = time.perf_counter()
-    plan = plan_compare(model, class_query, orderings, cfg, temperature, top_k, seed)
+    plan = plan_compare(model, class_name, orderings, cfg, temperature, top_k, seed)
     overlay = boolean(overlay, "overlay")
     baseline = (timings or {}).get(plan.model)
     yield CompareOut(status=f"Starting {len(plan.keys)} orderings for {plan.class_label} …")
@@ -209,8 +209,8 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
     w.bring_into_view(c.run_button.click, "cmp-status")
     run = w.on(c.run_button.click, compare,
                [c.model, c.klass, c.orderings, c.overlay, c.cfg, c.temperature, c.top_k, c.seed,
-                c.timings], c, CompareOut, api_name="compare", show_progress="minimal",
-               **w.SCRIPTED, **w.RUN)
+                c.timings], c, CompareOut, api_name="compare",
+               api_description=api_docs.COMPARE, show_progress="minimal", **w.SCRIPTED, **w.RUN)
     stopped = stop.click(compare_stopped, None, c.status, cancels=[run], **w.UI)
     for done in (run, stopped):
         w.on(done.success, w.replay_range, c.records, c, w.ReplayRange, **w.UI)

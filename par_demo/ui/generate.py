@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 
 from par_demo.presets import DEFAULT_MODEL, get_preset
-from par_demo.ui import views, widgets as w
+from par_demo.ui import api_docs, views, widgets as w
 from par_demo.ui.errors import friendly
 from par_demo.ui.export import export_run, require_run
 from par_demo.ui.inputs import (GENERATE_ORDERS, PARALLEL_CHOICES, boolean,
@@ -97,10 +97,10 @@ class GenerateOut:
 
 
 @friendly
-def generate(model, class_query, parallel, order, init_tokens, cfg, temperature, top_k, seed,
+def generate(model, class_name, parallel, order, init_tokens, cfg, temperature, top_k, seed,
              timings, request: gr.Request = None):
     """Stream one generation, one GenerateOut per frame, until done or stopped."""
-    plan = plan_run(model, class_query, parallel, order, init_tokens, cfg, temperature, top_k,
+    plan = plan_run(model, class_name, parallel, order, init_tokens, cfg, temperature, top_k,
                     seed)
     started = time.perf_counter()
     timings = dict(timings or {})
@@ -196,7 +196,8 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
     # a click draws its seed first (when the switch is on); the API's /generate takes it as given
     seeded = g.run_button.click(w.next_seed, [g.new_seed, g.seed], g.seed, **w.UI)
     g.runs = [w.on(seeded.then, generate, inputs + [g.timings], g, GenerateOut,
-                   api_name="generate", show_progress="minimal", **w.SCRIPTED, **w.RUN),
+                   api_name="generate", api_description=api_docs.GENERATE,
+                   show_progress="minimal", **w.SCRIPTED, **w.RUN),
               w.on(examples.load_input_event.then, generate, inputs + [g.timings], g,
                    GenerateOut, api_visibility="private", show_progress="minimal", **w.RUN)]
     stopped = w.on(stop.click, stop_run, None, g, Stopped, cancels=g.runs, api_name="stop",

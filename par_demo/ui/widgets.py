@@ -29,8 +29,9 @@ RUN_KEEP_SECONDS = 3600
 DEFAULT_CLASS = "heart"  # the embedded model's; other models start at class 0
 UI = dict(queue=False, api_visibility="private")  # page-only events: instant, not in the API
 RUN = dict(concurrency_id="model", preprocess=False)  # the events that take the model
-# the page's named endpoints: callable by gradio_client, but no MCP tools (mcp_tools.py has those)
-SCRIPTED = dict(api_visibility="undocumented")
+# the page's named endpoints, documented for gradio_client; the MCP tools are another app's
+# (tools_app.py), so these are none
+SCRIPTED = dict(api_visibility="public")
 
 
 def skip() -> Any:
