@@ -182,6 +182,8 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
                 elem_classes=["par-status"], elem_id="cmp-status")
             c.step = w.replay_slider("cmp-step")
             c.final_overlay = w.final_overlay_switch("cmp-final-overlay")
+            gr.Markdown("Scroll the panels sideways to see every ordering →",
+                        elem_classes=["par-scroll-hint"], elem_id="cmp-scroll-hint")
             c.frame = w.image("Side by side", elem_id="cmp-frame")
             c.table = gr.Dataframe(headers=COMPARE_HEADERS, label="Steps, time and speedup. "
                                    "Speedup in steps = tokens ÷ steps; in time = a 1x run's "

@@ -36,6 +36,7 @@ TITLE, TAB_ID = "Edit", "edit"
 BRUSH = "brush"
 REGION_CHOICES = (*REGIONS, BRUSH)
 EDITOR_LABEL = "Picture: upload one or load one below, then paint the region with the brush"
+SMALL_PICTURE_PX = 150  # two pictures side by side on a phone: the tab stays short
 
 
 # ---------------------------------------------------------------- an edit's request
@@ -257,18 +258,20 @@ def _outputs(e: SimpleNamespace) -> None:
     e.status = gr.Markdown("Pick a picture and a region, then **Regenerate**.",
                            elem_classes=["par-status"], elem_id="edit-status")
     e.source_note = gr.Markdown(elem_id="edit-source-note")
+    small = dict(min_width=SMALL_PICTURE_PX)
     with gr.Row():
-        e.original = w.image("Original", elem_id="edit-original")
+        e.original = w.image("Original", elem_id="edit-original", **small)
         e.reconstruction = w.image("Reconstruction from its tokens",
-                                   elem_id="edit-reconstruction")
-        e.cells = w.image("Cells to regenerate (blue)", elem_id="edit-cells")
+                                   elem_id="edit-reconstruction", **small)
+        e.cells = w.image("Cells to regenerate (blue)", elem_id="edit-cells", **small)
     e.step = w.replay_slider("edit-step")
     with gr.Row():
-        e.image = w.image("Edit so far (pending cells masked)", elem_id="edit-image")
-        e.overlay = w.image("Figure 3 overlay (kept cells crossed)", elem_id="edit-overlay")
+        e.image = w.image("Edit so far (pending cells masked)", elem_id="edit-image", **small)
+        e.overlay = w.image("Figure 3 overlay (kept cells crossed)", elem_id="edit-overlay",
+                            **small)
     with gr.Row():
-        e.tokens = w.image("Token grid", elem_id="edit-grid")
-        e.entropy = w.image("Uncertainty", elem_id="edit-entropy")
+        e.tokens = w.image("Token grid", elem_id="edit-grid", **small)
+        e.entropy = w.image("Uncertainty", elem_id="edit-entropy", **small)
     e.record = w.record_row("edit", "export_edit", export_edit_files, e.run)
     with gr.Accordion("Run details", open=False):
         e.details = gr.JSON(label="Run details")

@@ -150,7 +150,8 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             g.model = w.model_dropdown("gen-model")
-            g.note = gr.Markdown(w.model_note(DEFAULT_MODEL), elem_classes=["par-reason"])
+            g.note = gr.Markdown(w.model_note(DEFAULT_MODEL), elem_classes=["par-reason"],
+                                 elem_id="gen-model-note")
             g.klass = w.class_dropdown("gen-class", info="Type to search; an index or a name")
             g.parallel = gr.Radio([(f"{p}x", p) for p in PARALLEL_CHOICES], value=4,
                                   label="Parallelism (tokens per step)",

@@ -38,10 +38,22 @@ CSS = """
 .par-reason { font-size: 0.92em; }
 .par-picture { min-height: 300px; }  /* a run that starts does not collapse the layout */
 @media (max-width: 640px) {  /* phones: comparisons at full size, scrolled sideways */
-  #cmp-frame { overflow-x: auto; }
+  #cmp-frame .image-container { overflow-x: auto !important; }
   #cmp-frame img { max-width: none !important; width: auto !important; }
+  /* from the first panel: centred, an overflowing picture's left side could not be reached */
+  #cmp-frame button { justify-content: flex-start !important; }
   #cmp-table { overflow-x: auto; }
+  .par-scroll-hint { display: block !important; }
+  /* every tab's name in the bar (Gradio moves those that do not fit behind a "..." menu) */
+  .tab-wrapper button { padding: 4px 5px !important; font-size: 0.85em !important; }
+  /* the run button within the first screen: a shorter header; the model's note after it */
+  #par-header h1 { font-size: 1.25em; }
+  #par-header p { font-size: 0.8em; line-height: 1.3; }
+  #gen-model-note { order: 1; }
+  .par-reason { font-size: 0.82em; }
+  .par-picture { min-height: 0; }
 }
+.par-scroll-hint { display: none; }
 footer { visibility: visible; }
 """
 

@@ -164,10 +164,10 @@ def class_dropdown(elem_id: str, **kwargs) -> gr.Dropdown:
 
 # ---------------------------------------------------------------- pictures and controls
 
-def image(label: str, **kwargs) -> gr.Image:
+def image(label: str, min_width: int = 200, **kwargs) -> gr.Image:
     """A crisp output picture with its caption above it (Gradio's floating label would cover
-    the picture's corner)."""
-    with gr.Column(min_width=200, elem_classes=["par-picture"]):
+    the picture's corner); a row of them wraps where each would be under `min_width` px."""
+    with gr.Column(min_width=min_width, elem_classes=["par-picture"]):
         gr.Markdown(f"**{label}**", elem_classes=["par-caption"])
         return gr.Image(label=label, show_label=False, type="numpy", format="png",
                         interactive=False, elem_classes=["pixelated"],
