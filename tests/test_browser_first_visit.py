@@ -80,8 +80,8 @@ def test_branch_says_beforehand_keeps_a_typed_seed_and_ends_clean(browser, app):
     page = visit(browser, app, DESKTOP)
     page.get_by_role("tab", name="Edit").click()
     check, button = page.locator("#branch-check"), page.locator("#branch-run")
-    expect(check).to_contain_text("Nothing to branch yet")
     expect(button).to_be_disabled()  # no red toast, no red pills: nothing to click yet
+    expect(check).to_contain_text("Nothing to branch yet")
     assert page.get_by_text("Error", exact=True).count() == 0
 
     generate(page)  # 31 steps; the replay slider stands on the last one
@@ -160,8 +160,9 @@ def test_understand_says_where_raster_puts_its_initial_tokens(browser, app):
     page = visit(browser, app, DESKTOP)
     page.get_by_role("tab", name="Understand").click()
     text = page.locator("#par-understand-text")
-    page.locator("#sch-parallel").get_by_text("16x", exact=True).click()
-    page.locator("#sch-order").get_by_text("raster", exact=True).click()
+    # the shown tab's controls: the other tabs' radios of the same names are hidden
+    page.get_by_role("radio", name="16x", exact=True).check()
+    page.get_by_role("radio", name="raster", exact=True).check()
     expect(text).to_contain_text("raster 16x")
     expect(text).to_contain_text("top row")
     assert "one per region" not in text.inner_text().replace("not one per region", "")

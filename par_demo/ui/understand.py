@@ -130,9 +130,8 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
             u.grid = gr.Slider(*GRID_RANGE, value=get_preset(DEFAULT_MODEL).args.grid, step=1,
                                label="Grid (tokens per side)")
             u.parallel = gr.Radio([(f"{p}x", p) for p in PARALLEL_CHOICES], value=4,
-                                  label="Parallelism", elem_id="sch-parallel")
-            u.order = gr.Radio(list(ORDERS), value="distant", label="Ordering",
-                               elem_id="sch-order")
+                                  label="Parallelism")
+            u.order = gr.Radio(list(ORDERS), value="distant", label="Ordering")
             u.init = gr.Checkbox(value=True, label="Sequential initial tokens")
             u.text = gr.Markdown(label="Schedule description", elem_id="par-understand-text")
         with gr.Column(scale=2):
