@@ -12,6 +12,7 @@ from par_demo.ui.inputs import MAX_UPLOAD_BYTES
 from par_demo.ui.page import CSS, KEPT, THEME, build_demo
 from par_demo.ui.machine import configure_cpu_threads
 from par_demo.ui.runs import warm_up
+from par_demo.ui.tools_app import beside_the_page, build_tools
 from par_demo.ui.visitors import keep_sessions
 
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
@@ -44,6 +45,7 @@ logging.getLogger("par_demo").setLevel(logging.INFO)  # runs that end early, ser
 configure_cpu_threads(concurrency())
 demo = build_demo()
 demo.queue(default_concurrency_limit=concurrency(), max_size=int(os.environ.get("PAR_QUEUE", "32")))
+tools = build_tools()  # the MCP server's list of tools (tools_app.py); they run on the page
 
 
 def _warm_up() -> None:
@@ -62,7 +64,8 @@ if __name__ == "__main__":
         css=CSS,
         show_error=False,
         state_session_capacity=session_capacity(),
-        mcp_server=True,  # the tools of par_demo/ui/mcp_tools.py at /gradio_api/mcp/
+        mcp_server=False,  # the page documents its API; /gradio_api/mcp/ is the tools' app's
+        app_kwargs=beside_the_page(tools),
         max_file_size=MAX_UPLOAD_BYTES,
         enable_monitoring=False,  # Gradio's /monitoring would tell anyone the traffic figures
         prevent_thread_lock=True,

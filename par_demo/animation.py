@@ -13,14 +13,25 @@ MACRO_BLOCK = 16  # H.264 wants frame sides divisible by this
 FRAME_MS_RANGE = (20, 2000)  # frame durations offered and accepted everywhere
 
 
+def caption_font() -> ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=13)
+
+
+def fits_caption(text: str, width: int) -> bool:
+    """Whether one line of caption text fits a frame `width` pixels wide."""
+    return caption_font().getlength(text) + 8 <= width
+
+
 def caption(frame_HW3: np.ndarray, text: str) -> np.ndarray:
-    """The frame with a white strip of text below it."""
+    """The frame with a white strip of text below it, one strip line per line of `text`."""
     H, W, _ = frame_HW3.shape
-    canvas = Image.new("RGB", (W, H + CAPTION_PX), (255, 255, 255))
+    lines = text.split("\n")
+    canvas = Image.new("RGB", (W, H + CAPTION_PX * len(lines)), (255, 255, 255))
     canvas.paste(Image.fromarray(frame_HW3), (0, 0))
-    font = ImageFont.load_default(size=13)
-    ImageDraw.Draw(canvas).text((4, H + CAPTION_PX // 2), text, font=font, anchor="lm",
-                                fill=(0, 0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for i, line in enumerate(lines):
+        draw.text((4, H + CAPTION_PX * i + CAPTION_PX // 2), line, font=caption_font(),
+                  anchor="lm", fill=(0, 0, 0))
     return np.asarray(canvas)
 
 

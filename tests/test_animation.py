@@ -38,6 +38,11 @@ def test_caption_adds_a_text_strip():
     assert out.shape[0] > 40 and (out[45:] < 255).any()
 
 
+def test_a_caption_gets_a_strip_line_per_text_line():
+    one, two = caption(frames(1)[0], "seed 1"), caption(frames(1)[0], "seed 1\nstep 3/67")
+    assert two.shape[0] - one.shape[0] == one.shape[0] - 40  # one more strip of the same height
+
+
 def test_bad_requests_are_refused(tmp_path):
     with pytest.raises(ValueError, match="use .gif or .mp4"):
         write_animation(frames(2), tmp_path / "run.avi")

@@ -41,11 +41,38 @@ def generation(client):
 
 
 def test_api_lists_the_named_endpoints(app):
-    """Every endpoint, undocumented ones included (the page's: no MCP tools, see test_mcp)."""
-    with urllib.request.urlopen(f"{app.url}gradio_api/info?all_endpoints=True") as response:
+    """Every endpoint, documented (the MCP tools are another app's, see test_mcp)."""
+    with urllib.request.urlopen(f"{app.url}gradio_api/info") as response:
         names = set(json.load(response)["named_endpoints"])
     assert {"/generate", "/stop", "/export", "/compare", "/export_compare", "/schedule",
             "/schedule_step", "/schedule_animation"} <= names
+
+
+PARAMETERS = {  # what view_api names, in the order of a positional call
+    "/generate": ["model", "class_name", "parallel", "order", "init_tokens", "cfg",
+                  "temperature", "top_k", "seed"],
+    "/compare": ["model", "class_name", "orderings", "overlay", "cfg", "temperature", "top_k",
+                 "seed"],
+    "/edit": ["model", "picture", "region", "class_name", "parallel", "order", "init_tokens",
+              "cfg", "temperature", "top_k", "seed"],
+}
+
+
+def test_view_api_names_every_parameter_with_its_range(client):
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    for name, parameters in PARAMETERS.items():
+        listed = endpoints[name]["parameters"]
+        assert [p["parameter_name"] for p in listed] == parameters
+        described = endpoints[name]["description"]
+        assert all(f"\n{p}: " in described for p in parameters), described
+    assert "seed: a whole number, 0 to 2147483647" in endpoints["/generate"]["description"]
+
+
+def test_a_keyword_call_takes_the_page_defaults_for_the_rest(client):
+    *_, status, details = client.predict(class_name="heart", parallel=16, seed=5,
+                                         api_name="/generate")
+    assert "Done" in status and details["seed"] == 5 and details["tokens_per_step_max"] == 16
+    assert details["class_label"] == "4: heart" and details["ordering"].startswith("distant 16x")
 
 
 def test_generation_streams_to_the_final_image(generation):

@@ -14,7 +14,7 @@ from PIL import Image
 
 from par_demo.masks import region_mask
 from par_demo.presets import DEFAULT_MODEL, PRESETS, get_preset
-from par_demo.ui import edit as ed, generate as gen
+from par_demo.ui import branch as br, edit as ed, edit_sources as src, generate as gen
 from par_demo.ui.export import export_run
 from par_demo.ui.inputs import plan_run
 from par_demo.ui.runs import RunRecord, generation_stream
@@ -39,7 +39,7 @@ def png(tmp_path, array: np.ndarray, name: str = "pic.png", **save) -> dict:
 
 @pytest.fixture(scope="module")
 def emoji(tmp_path_factory) -> dict:
-    label, picture = ed.example_pictures()[0]
+    picture = src.example_pictures()[0].picture
     return png(tmp_path_factory.mktemp("edit"), picture)
 
 
@@ -136,12 +136,12 @@ def test_masks_that_cannot_be_edited(emoji, tmp_path):
 
 
 def test_load_example_and_the_last_generate_run():
-    label = ed.example_pictures()[1][0]
-    assert ed.load_example(label).editor["background"].shape == (256, 256, 3)
+    label = src.example_pictures()[1].label
+    assert src.load_example(label).editor["background"].shape == (256, 256, 3)
     with pytest.raises(gr.Error, match="example must be one of"):
-        ed.load_example("nope")
+        src.load_example("nope")
     with pytest.raises(gr.Error, match="finish a run"):
-        ed.load_generated(None)
+        src.load_generated(None)
 
 
 def test_orderings_compared_over_the_same_mask(emoji):
@@ -158,7 +158,36 @@ def test_orderings_compared_over_the_same_mask(emoji):
 
 
 def test_the_last_generate_run_is_a_picture_to_edit(generated):
-    assert ed.load_generated(generated).editor["background"].shape == (256, 256, 3)
+    loaded = src.load_generated(generated)
+    assert loaded.editor["background"].shape == (256, 256, 3)
+    assert loaded.klass == generated.class_label
+
+
+def test_an_example_is_labelled_once_and_sets_its_own_class():
+    names = get_preset(DEFAULT_MODEL).class_names()
+    for example in src.example_pictures():
+        number, name = example.label.split(". ", 1)
+        assert number.isdigit() and ":" not in example.label  # "1. smiling face"
+        assert example.klass == names.label(names.resolve(name))
+        assert src.load_example(example.label).klass == example.klass
+
+
+def test_the_branch_button_says_beforehand_what_it_would_do(generated):
+    nothing = br.branch_check(None, 1)
+    assert nothing.branch_check.startswith("✗") and nothing.branch_button["interactive"] is False
+    last = br.branch_check(generated, generated.num_steps)
+    assert "move it back" in last.branch_check and last.branch_button["interactive"] is False
+    ready = br.branch_check(generated, 5)
+    assert "after step 5 of" in ready.branch_check and ready.branch_button["interactive"]
+
+
+def test_finished_branches_are_shown_clean_with_their_overlay_one_click_away(generated):
+    records = list(br.branch(generated, generated.schedule.num_init_steps, 5))[-1].branches
+    streamed = list(br.branch(generated, generated.schedule.num_init_steps, 5))[-1].branch_frame
+    clean = br.branches_redrawn(records, False).branch_frame
+    covered = br.branches_redrawn(records, True).branch_frame
+    assert np.array_equal(clean, streamed) and not np.array_equal(clean, covered)
+    assert br.branches_redrawn(None, True).branch_frame.__class__ is type(gr.skip())
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +201,7 @@ def generated() -> RunRecord:
 
 def test_branch_shares_the_steps_before_it(generated):
     steps = generated.schedule.num_init_steps + 2
-    outs = list(ed.branch(generated, steps, 11))
+    outs = list(br.branch(generated, steps, 11))
     records, last = outs[-1].branches, outs[-1]
     assert len(records) == 4 and all(r.complete for r in records)
     assert [r.config.seed for r in records] == [11, 12, 13, 14]
@@ -182,13 +211,13 @@ def test_branch_shares_the_steps_before_it(generated):
     assert len({r.tokens[-1].tobytes() for r in records}) > 1  # the seeds differ
     assert "Done" in last.branch_status and "layout is shared" in last.branch_status
     assert last.branch_frame.shape[1] > 3 * last.branch_frame.shape[0]  # 4 panels in a row
-    assert "nothing is shared" in list(ed.branch(generated, 0, 1))[0].branch_status
+    assert "nothing is shared" in list(br.branch(generated, 0, 1))[0].branch_status
     with pytest.raises(gr.Error, match="step: branch from 0 to"):
-        list(ed.branch(generated, generated.num_steps, 1))
+        list(br.branch(generated, generated.num_steps, 1))
     with pytest.raises(gr.Error, match="finish a run"):
-        list(ed.branch(None, 1, 1))
+        list(br.branch(None, 1, 1))
     with pytest.raises(gr.Error, match="step must be"):
-        list(ed.branch(generated, "3", 1))
+        list(br.branch(generated, "3", 1))
 
 
 def test_a_released_model_refuses_a_mask_with_the_reason(emoji):
@@ -211,7 +240,7 @@ def test_api_edits_and_branches(app, emoji, tmp_path):
     with urllib.request.urlopen(f"{app.url}gradio_api/info?all_endpoints=True") as response:
         endpoints = json.load(response)["named_endpoints"]
     names = ("/edit", "/edit_compare", "/branch", "/export_edit")
-    assert {endpoints[n]["api_visibility"] for n in names} == {"undocumented"}
+    assert {endpoints[n]["api_visibility"] for n in names} == {"public"}  # documented
     client = Client(app.url, verbose=False)
 
     def edit(picture, *layers, region="right"):

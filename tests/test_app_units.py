@@ -219,6 +219,39 @@ def test_compare_runs_on_one_step_clock():
         assert np.array_equal(cmp.replay_comparison(records, True, clock).frame, frame)
 
 
+def test_a_long_panel_label_puts_the_step_on_its_own_line_uncut():
+    from par_demo.ui.views import PANEL_PX, panel
+
+    picture = np.zeros((PANEL_PX, PANEL_PX, 3), np.uint8)
+    short = panel(picture, "distant 4x", 66, 67)
+    long = panel(picture, "seed 1146752776", 66, 67)
+    assert long.shape[0] > short.shape[0]  # two caption lines
+    assert (long[PANEL_PX:, -4:] == 255).all()  # no text reaches the panel's right edge
+    # the layout is the same at every step: a panel keeps its height through a run
+    assert panel(picture, "seed 1146752776", 0, 67).shape == long.shape
+
+
+def test_finished_panels_are_clean_and_their_overlay_is_one_switch_away():
+    cp = plan_compare(DEFAULT_MODEL, "heart", ["distant 16x", "raster 16x"], 2.0, 1.0, 0, 3)
+    records, frame = list(compare_stream(cp, overlay=True, frame_interval=3600.0))[-1]
+    last = max(r.steps_done for r in records)
+    assert np.array_equal(cmp.replay_comparison(records, True, last).frame, frame)
+    covered = cmp.replay_comparison(records, True, last, True).frame
+    assert not np.array_equal(covered, frame)
+    clean = cmp.replay_comparison(records, False, last, False).frame
+    assert np.array_equal(clean, frame)  # finished: no overlay, whatever the streaming switch
+    assert cmp.overlay_toggled(None, True, 1, True).frame.__class__ is type(gr.skip())
+
+
+def test_the_explorer_says_where_the_initial_tokens_are():
+    from par_demo.ui.explorer import describe
+
+    raster = describe(build_schedule(ScheduleSpec(GRID, "raster", 16, True)))
+    assert "one per region" not in raster.replace("not one per region", "")
+    assert "top row" in raster
+    assert "one per region" in describe(build_schedule(ScheduleSpec(GRID, "distant", 16, True)))
+
+
 def test_schedule_explorer_draws_or_explains():
     image, text, steps = schedule_figure(24, 16, "distant", True)
     assert image.shape == (480, 480, 3) and steps == build_schedule(

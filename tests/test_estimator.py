@@ -3,7 +3,6 @@ real pictures' codebook features. Checked against data whose dependencies are kn
 import numpy as np
 import pytest
 
-from par_demo.dependency_figures import draw_estimated_increase, draw_estimated_map, negative_note
 from par_demo.estimator import (DependencyEstimator, EstimatorConfig, codebook_features,
                                 gaussian_bound)
 from par_demo.estimator_orders import FoldGram, context_radius_bounds, entropy_increase

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from par_demo.models.slots import CLASS, FILLER, TOKEN, slot_layout
-from par_demo.orders import Schedule, ScheduleError, ScheduleSpec, build_schedule
+from par_demo.orders import Schedule, ScheduleSpec, build_schedule
 
 
 def test_par_4x_layout_is_the_official_sequence():

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tarfile
 from dataclasses import asdict, replace
 from pathlib import Path
 

@@ -11,7 +11,7 @@ from typing import Any
 import gradio as gr
 
 from par_demo.presets import DEFAULT_MODEL, get_preset
-from par_demo.ui import views, widgets as w
+from par_demo.ui import api_docs, views, widgets as w
 from par_demo.ui.errors import fail, friendly
 from par_demo.ui.export import export_compare, require_comparison
 from par_demo.ui.inputs import (COMPARE_ORDERINGS, DEFAULT_COMPARE, boolean, compare_schedules,
@@ -74,11 +74,11 @@ class CompareOut:
 
 
 @friendly
-def compare(model, class_query, orderings, overlay, cfg, temperature, top_k, seed, timings,
+def compare(model, class_name, orderings, overlay, cfg, temperature, top_k, seed, timings,
             request: gr.Request = None):
     """Stream a comparison, one CompareOut per frame, until done or stopped."""
     started = time.perf_counter()
-    plan = plan_compare(model, class_query, orderings, cfg, temperature, top_k, seed)
+    plan = plan_compare(model, class_name, orderings, cfg, temperature, top_k, seed)
     overlay = boolean(overlay, "overlay")
     baseline = (timings or {}).get(plan.model)
     yield CompareOut(status=f"Starting {len(plan.keys)} orderings for {plan.class_label} …")
@@ -130,14 +130,24 @@ class ReplayedCompare:
 
 
 @friendly
-def replay_comparison(records, overlay, tick) -> ReplayedCompare:
-    """Every panel after step clock `tick` (1-based); finished panels hold their last step."""
+def replay_comparison(records, overlay, tick, final_overlay=False) -> ReplayedCompare:
+    """Every panel after step clock `tick` (1-based); finished panels hold their last step,
+    clean unless `final_overlay`."""
     if not records or not all(r.tokens for r in records):
         fail("run a comparison first; the slider replays its steps", title="Nothing to replay")
     last = max(r.steps_done for r in records)
     tick = number(tick, "step", 1, max(last, 2), integer=True)
     return ReplayedCompare(replay_compare(records, boolean(overlay, "overlay"),
-                                          min(tick, last) - 1))
+                                          min(tick, last) - 1,
+                                          boolean(final_overlay, "final overlay")))
+
+
+def overlay_toggled(records, overlay, tick, final_overlay):
+    """The finished pictures' overlay switched: redrawn at the slider's tick; nothing before a
+    comparison has run."""
+    if not records or not all(r.tokens for r in records):
+        return ReplayedCompare(gr.skip())
+    return replay_comparison(records, overlay, tick, final_overlay)
 
 
 @friendly
@@ -163,13 +173,17 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
             c.orderings = gr.CheckboxGroup(
                 [(desc, key) for key, (desc, _) in COMPARE_ORDERINGS.items()],
                 value=DEFAULT_COMPARE, label="Orderings (2 to 4)", elem_id="cmp-orderings")
-            c.overlay = gr.Checkbox(value=True, label="Figure 3 overlay while streaming")
+            c.overlay = gr.Checkbox(value=True, label="Figure 3 overlay while streaming",
+                                    info="Finished pictures are shown clean")
         with gr.Column(scale=3):
             c.status = gr.Markdown(
                 "Same class, same seed, several orderings. All advance one step per tick, so "
                 "the orderings with fewer steps finish first.", label="Status",
                 elem_classes=["par-status"], elem_id="cmp-status")
             c.step = w.replay_slider("cmp-step")
+            c.final_overlay = w.final_overlay_switch("cmp-final-overlay")
+            gr.Markdown("Scroll the panels sideways to see every ordering →",
+                        elem_classes=["par-scroll-hint"], elem_id="cmp-scroll-hint")
             c.frame = w.image("Side by side", elem_id="cmp-frame")
             c.table = gr.Dataframe(headers=COMPARE_HEADERS, label="Steps, time and speedup. "
                                    "Speedup in steps = tokens ÷ steps; in time = a 1x run's "
@@ -198,16 +212,21 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
          triggers=[c.model.change, c.orderings.change], **w.UI)
     w.on(c.run_button.click, w.reset_downloads, None, c.record, w.ExportOut, **w.UI)
     w.on(c.run_button.click, w.replay_off, None, c, w.ReplayRange, **w.UI)
+    w.on(c.run_button.click, w.final_overlay_off, None, c, w.FinalOverlay, **w.UI)
     w.bring_into_view(c.run_button.click, "cmp-status")
     run = w.on(c.run_button.click, compare,
                [c.model, c.klass, c.orderings, c.overlay, c.cfg, c.temperature, c.top_k, c.seed,
-                c.timings], c, CompareOut, api_name="compare", show_progress="minimal",
-               **w.SCRIPTED, **w.RUN)
+                c.timings], c, CompareOut, api_name="compare",
+               api_description=api_docs.COMPARE, show_progress="minimal", **w.SCRIPTED, **w.RUN)
     stopped = stop.click(compare_stopped, None, c.status, cancels=[run], **w.UI)
     for done in (run, stopped):
         w.on(done.success, w.replay_range, c.records, c, w.ReplayRange, **w.UI)
     w.on(run.failure, compare_refused, None, c, CompareRefused, **w.UI)
-    w.on(c.step.input, replay_comparison, [c.records, c.overlay, c.step], c, ReplayedCompare,
+    w.on(c.step.input, replay_comparison, [c.records, c.overlay, c.step, c.final_overlay], c,
+         ReplayedCompare, trigger_mode="always_last", api_visibility="private",
+         concurrency_id="replay", concurrency_limit=4)
+    w.on(c.final_overlay.input, overlay_toggled,
+         [c.records, c.overlay, c.step, c.final_overlay], c, ReplayedCompare,
          trigger_mode="always_last", api_visibility="private", concurrency_id="replay",
          concurrency_limit=4)
     return c

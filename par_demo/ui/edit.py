@@ -1,106 +1,42 @@
-"""The Edit tab: regenerate a region of a picture (the last Generate run, an example emoji or an
-upload), and branch the Generate tab's run from its replay step with 4 new seeds. The engine is
-editing.py; the streams are runs.edit_stream / runs.branch_stream."""
+"""The Edit tab: regenerate a region of a picture (an example emoji, the last Generate run or an
+upload) with any ordering, compare orderings over the same region, and branch the Generate tab's
+run (branch.py). The pictures and masks are edit_sources.py; the engine is editing.py; the
+streams are runs.edit_stream / runs.branch_stream."""
 from __future__ import annotations
 
 import time
 from contextlib import closing
-from dataclasses import dataclass, replace
-from functools import lru_cache
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import gradio as gr
 import numpy as np
 
-from par_demo.editing import (EncodedPicture, edit_unsupported_reason, encode_picture,
-                              load_editing_tokenizer, plan_branch, plan_edit)
-from par_demo.heldout import HeldoutGrids
-from par_demo.masks import REGIONS, CellMask, read_mask, region_mask
+from par_demo.editing import EncodedPicture, edit_unsupported_reason, encode_picture, plan_edit
+from par_demo.masks import REGIONS, CellMask, region_mask
 from par_demo.orders import PAR_ORDERS, ScheduleSpec
-from par_demo.pictures import EditError, read_picture
-from par_demo.presets import DEFAULT_MODEL, get_preset
-from par_demo.preview import decode_tokens, enlarge
-from par_demo.ui import generate, views, widgets as w
+from par_demo.pictures import read_picture
+from par_demo.preview import enlarge
+from par_demo.ui import api_docs, branch, views, widgets as w
+from par_demo.ui.edit_sources import (Loaded, cells_view, editor_files, example_pictures,
+                                      load_example, load_generated, painted_mask, tokenizer)
 from par_demo.ui.errors import fail, friendly, shown
 from par_demo.ui.export import export_run, require_run
-from par_demo.ui.inputs import (COMPARE_ORDERINGS, PARALLEL_CHOICES, SEED_RANGE, boolean, choice, class_id,
-                                frame_ms as checked_frame_ms, number, parallelism,
-                                sampling_config, usable_preset)
+from par_demo.ui.inputs import (COMPARE_ORDERINGS, PARALLEL_CHOICES, boolean, choice, class_id,
+                                frame_ms as checked_frame_ms, parallelism, sampling_config,
+                                usable_preset)
 from par_demo.ui.runs import EditRunPlan, RunRecord, RunViews, branch_stream, edit_stream
 from par_demo.ui.session import stoppable
+from par_demo.ui.single_run import (Refused, Replayed, Stopped, refused, replay, stop_report,
+                                    stop_run)
 
 TITLE, TAB_ID = "Edit", "edit"
 
 BRUSH = "brush"
 REGION_CHOICES = (*REGIONS, BRUSH)
-BRANCHES = 4  # new seeds a branch continues with
-EXAMPLES = 8  # held-out emoji offered as pictures to edit
-PAPER_POINT = (
-    "**The paper's point (Figure 5):** the sequential initial tokens fix the global layout. "
-    "Branches taken *after* the initial tokens share the layout and differ only in details; "
-    "branches taken at step 0 share nothing and come out as different pictures.")
-
-
-# ---------------------------------------------------------------- pictures and masks
-
-@lru_cache(maxsize=2)
-def _tokenizer(model: str):
-    """The model's tokenizer with its encoder, on the CPU (pictures are encoded there)."""
-    return load_editing_tokenizer(get_preset(model))
-
-
-@lru_cache(maxsize=1)
-def example_pictures() -> tuple[tuple[str, np.ndarray], ...]:
-    """(label, picture) of the first held-out emoji: decoded from their recorded tokens."""
-    grids = HeldoutGrids.load()
-    preset = get_preset(DEFAULT_MODEL)
-    names = preset.class_names()
-    codes = grids.codes[:EXAMPLES].reshape(EXAMPLES, -1)
-    images = decode_tokens(_tokenizer(DEFAULT_MODEL), codes, grids.grid)  # on the CPU
-    return tuple((f"{i}: {names.label(int(c))}", img)
-                 for i, (c, img) in enumerate(zip(grids.labels[:EXAMPLES], images)))
-
-
-def _file(value, field_name: str) -> str:
-    """The path of an uploaded file's payload (Gradio has moved it into its cache)."""
-    if isinstance(value, dict) and isinstance(value.get("path"), str):
-        return value["path"]
-    if isinstance(value, str) and value:
-        return value
-    fail(f"{field_name}: upload a picture (PNG, JPEG, WebP or GIF), pick an example or use the "
-         f"last Generate run; got {shown(value)}", title="No picture")
-
-
-def editor_files(value) -> tuple[str, list[str]]:
-    """(picture, brush layers) of an ImageEditor payload: the background is the picture."""
-    if not isinstance(value, dict):
-        _file(value, "picture")
-    picture = value.get("background") or value.get("composite")
-    layers = value.get("layers") or []
-    if not isinstance(layers, list):
-        fail(f"mask: the brush layers must be a list of pictures, got {shown(layers)}")
-    return _file(picture, "picture"), [_file(layer, "mask") for layer in layers if layer]
-
-
-def painted_mask(layers: list[str], picture_size: tuple[int, int], grid: int) -> CellMask:
-    """The cells any brush layer paints (read from the layers' alpha)."""
-    if not layers:
-        raise EditError("mask: nothing is painted; paint the region to regenerate with the "
-                        "brush, or pick a preset region")
-    masks = [read_mask(layer, picture_size, grid) for layer in layers]
-    return CellMask(grid, np.logical_or.reduce([m.selected for m in masks]))
-
-
-def cells_view(picture: np.ndarray, mask: CellMask, size: int = views.DISPLAY_PX) -> np.ndarray:
-    """The picture with the cells to regenerate tinted blue (emoji are mostly yellow) and the
-    grid drawn."""
-    image = enlarge(picture, size).astype(np.float32)
-    f = image.shape[0] // mask.grid
-    selected = mask.selected.reshape(mask.grid, mask.grid).repeat(f, 0).repeat(f, 1)
-    image[selected] = image[selected] * 0.45 + np.array([40, 90, 255]) * 0.55
-    image[::f, :] = image[:, ::f] = 255
-    return image.round().clip(0, 255).astype(np.uint8)
+EDITOR_LABEL = "Picture: upload one or load one below, then paint the region with the brush"
+SMALL_PICTURE_PX = 150  # two pictures side by side on a phone: the tab stays short
 
 
 # ---------------------------------------------------------------- an edit's request
@@ -155,7 +91,7 @@ def _request(model, picture, region, class_query, specs: dict[str, ScheduleSpec]
     read = read_picture(picture_file, preset.image_size)
     if region == BRUSH:
         mask = painted_mask(layers, read.source_size, grid)
-    encoded = encode_picture(_tokenizer(preset.name), read)
+    encoded = encode_picture(tokenizer(preset.name), read)
     edits = tuple(plan_edit(preset, encoded.tokens, mask, spec) for spec in specs.values())
     return EditRequest(EditRunPlan(preset.name, klass, label, edits, (config,) * len(edits),
                                    tuple(specs)),
@@ -198,10 +134,10 @@ def _done(record: RunRecord, plan, wall: float) -> str:
 
 
 @friendly
-def edit(model, picture, region, class_query, parallel, order, init_tokens, cfg, temperature,
+def edit(model, picture, region, class_name, parallel, order, init_tokens, cfg, temperature,
          top_k, seed, request: gr.Request = None):
     """Regenerate the region of the picture, streamed step by step; one EditOut per frame."""
-    req = plan_edit_request(model, picture, region, class_query, parallel, order, init_tokens,
+    req = plan_edit_request(model, picture, region, class_name, parallel, order, init_tokens,
                             cfg, temperature, top_k, seed)
     started = time.perf_counter()
     plan = req.plan
@@ -215,7 +151,7 @@ def edit(model, picture, region, class_query, parallel, order, init_tokens, cfg,
     with closing(stoppable(edit_stream(plan), w.session_of(request))) as frames:
         for (record, pictures), stopped in frames:
             if stopped:
-                report = generate.stop_report(record)
+                report = stop_report(record)
                 yield EditOut(source, note, pictures, report.status, report.details, record)
                 return
             status = (_done(record, plan, time.perf_counter() - started) if record.complete
@@ -241,48 +177,16 @@ def export_edit_files(record, overlay, frame_ms, request: gr.Request = None) -> 
 
 
 @dataclass
-class Loaded:
-    editor: Any
-    source_note: Any = w.skip()
-
-
-@friendly
-def load_example(label) -> Loaded:
-    pictures = dict(example_pictures())
-    if label not in pictures:
-        fail(f"example must be one of: {', '.join(pictures)}; got {shown(label)}")
-    return Loaded(_editor_value(pictures[label]), f"Example {label}: paint or pick a region.")
-
-
-@friendly
-def load_generated(record) -> Loaded:
-    """The Generate tab's last run, finished, as the picture to edit."""
-    if not isinstance(record, RunRecord) or not record.complete:
-        fail("finish a run on the Generate tab first; its picture is then edited here",
-             title="No finished run")
-    # the editing tokenizer, on the CPU: no model (nor GPU) is needed to decode a picture
-    picture = decode_tokens(_tokenizer(record.model), record.tokens[-1][None].astype(np.int64),
-                            record.grid)[0]
-    return Loaded(_editor_value(picture), f"The last Generate run ({record.class_label}, "
-                  f"{record.spec.label}, seed {record.config.seed}).")
-
-
-def _editor_value(picture: np.ndarray) -> dict:
-    big = enlarge(picture, views.DISPLAY_PX)  # painted at the displayed size
-    return {"background": big, "layers": [], "composite": big}
-
-
-@dataclass
 class EditCompareOut:
     compare_frame: Any = w.skip()
     compare_status: Any = w.skip()
 
 
 @friendly
-def edit_compare(model, picture, region, class_query, orderings, cfg, temperature, top_k, seed,
+def edit_compare(model, picture, region, class_name, orderings, cfg, temperature, top_k, seed,
                  request: gr.Request = None):
     """The same mask regenerated by 2 to 4 orderings side by side, on one step clock."""
-    req = plan_edit_compare(model, picture, region, class_query, orderings, cfg, temperature,
+    req = plan_edit_compare(model, picture, region, class_name, orderings, cfg, temperature,
                             top_k, seed)
     plan = req.plan
     yield EditCompareOut(compare_status=f"Comparing {len(plan.edits)} orderings over "
@@ -298,157 +202,119 @@ def edit_compare(model, picture, region, class_query, orderings, cfg, temperatur
                 return
 
 
-# ---------------------------------------------------------------- a branch
-
-@dataclass
-class BranchOut:
-    branch_frame: Any = w.skip()
-    branch_status: Any = w.skip()
-    branches: Any = None
-
-
-def plan_branch_request(record, step, seed) -> EditRunPlan:
-    if not isinstance(record, RunRecord) or not record.complete:
-        fail("finish a run on the Generate tab first; a branch continues it from the step "
-             "its replay slider stands on", title="No finished run")
-    preset = usable_preset(record.model)
-    steps_done = number(step, "step", 0, record.num_steps, integer=True)
-    seed = number(seed, "seed", *SEED_RANGE, integer=True)
-    tokens = record.tokens[max(steps_done - 1, 0)].astype(np.int64)
-    edit_plan = plan_branch(preset, record.schedule, tokens, steps_done)
-    seeds = [(seed + i) % (SEED_RANGE[1] + 1) for i in range(BRANCHES)]
-    return EditRunPlan(preset.name, record.class_id, record.class_label, (edit_plan,) * BRANCHES,
-                       tuple(replace(record.config, seed=s) for s in seeds),
-                       tuple(f"seed {s}" for s in seeds),
-                       tuple(record.tokens[:steps_done]))
-
-
-@friendly
-def branch(record, step, seed, request: gr.Request = None):
-    """Continue the Generate tab's run from `step` (steps done; 0 = before any token) with 4
-    new seeds side by side, on one step clock."""
-    plan = plan_branch_request(record, step, seed)
-    done = plan.edits[0].prefix.steps_done
-    init = record.schedule.num_init_steps
-    where = ("at step 0: nothing is shared" if done == 0 else
-             f"after {done} of {record.num_steps} steps"
-             + (" (inside the initial tokens)" if done < init else
-                (" (after the initial tokens: the layout is shared)" if init else "")))
-    yield BranchOut(branch_status=f"Branching {BRANCHES} seeds {where} …")
-    with closing(stoppable(branch_stream(plan), w.session_of(request))) as frames:
-        for (records, frame), stopped in frames:
-            finished = all(r.complete for r in records)
-            state = ("■ Stopped · " if stopped else "✓ **Done** · " if finished else "")
-            yield BranchOut(frame, f"{state}{BRANCHES} branches {where}: "
-                            f"{plan.edits[0].steps} steps each, seeds "
-                            f"{', '.join(str(c.seed) for c in plan.configs)}", records)
-            if stopped:
-                return
-
-
 # ---------------------------------------------------------------- the tab
 
 def build(page: SimpleNamespace) -> SimpleNamespace:
-    e = SimpleNamespace(run=gr.State(None, time_to_live=w.RUN_KEEP_SECONDS),
-                        branches=gr.State(None, time_to_live=w.RUN_KEEP_SECONDS))
-    gen = page.tabs["generate"]
+    """The Edit tab: its controls, outputs and region comparison, the Branch section, then the
+    events that join them."""
+    e = SimpleNamespace(run=gr.State(None, time_to_live=w.RUN_KEEP_SECONDS))
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            e.model = w.model_dropdown("edit-model")
-            e.editor = gr.ImageEditor(
-                label="Picture (upload, or load one below); paint the region with the brush",
-                type="numpy", image_mode="RGBA", sources=["upload", "clipboard"],
-                brush=gr.Brush(colors=["#ff8c00"], color_mode="fixed", default_size=24),
-                eraser=gr.Eraser(default_size=24), transforms=(), layers=False,
-                elem_id="edit-editor", elem_classes=["pixelated"])
-            with gr.Row():
-                e.example = gr.Dropdown([], label="Example emoji", elem_id="edit-example",
-                                        scale=3)
-                e.from_generate = gr.Button("Use the last Generate run", scale=2,
-                                            elem_id="edit-from-generate")
-            e.region = gr.Radio(list(REGION_CHOICES), value="right", label="Region",
-                                info="brush: the cells painted on the picture",
-                                elem_id="edit-region")
-            e.klass = w.class_dropdown("edit-class", info="It may differ from the picture's")
-            e.parallel = gr.Radio([(f"{p}x", p) for p in PARALLEL_CHOICES], value=4,
-                                  label="Parallelism (tokens per step)", elem_id="edit-parallel")
-            e.order = gr.Radio(list(PAR_ORDERS), value="distant", label="Ordering over the region",
-                               elem_id="edit-order")
-            e.init = gr.Checkbox(value=True, label="Sequential initial tokens")
-            stop = w.run_controls("edit", e, "Regenerate the region",
-                                  "Regenerates the region's cells; the others are kept.")
+            _picture_controls(e)
+            _edit_controls(e)
         with gr.Column(scale=3):
-            e.status = gr.Markdown("Pick a picture and a region, then **Regenerate**.",
-                                   elem_classes=["par-status"], elem_id="edit-status")
-            e.source_note = gr.Markdown(elem_id="edit-source-note")
-            with gr.Row():
-                e.original = w.image("Original", elem_id="edit-original")
-                e.reconstruction = w.image("Reconstruction from its tokens",
-                                           elem_id="edit-reconstruction")
-                e.cells = w.image("Cells to regenerate (blue)", elem_id="edit-cells")
-            e.step = w.replay_slider("edit-step")
-            with gr.Row():
-                e.image = w.image("Edit so far (pending cells masked)", elem_id="edit-image")
-                e.overlay = w.image("Figure 3 overlay (kept cells crossed)",
-                                    elem_id="edit-overlay")
-            with gr.Row():
-                e.tokens = w.image("Token grid", elem_id="edit-grid")
-                e.entropy = w.image("Uncertainty", elem_id="edit-entropy")
-            e.record = w.record_row("edit", "export_edit", export_edit_files, e.run)
-            with gr.Accordion("Run details", open=False):
-                e.details = gr.JSON(label="Run details")
-            with gr.Accordion("Compare orderings for this region", open=False):
-                with gr.Row(equal_height=True):
-                    e.orderings = gr.Dropdown(list(COMPARE_ORDERINGS), multiselect=True,
-                                              value=["raster 1x", "distant 4x", "raster 4x"],
-                                              label="Orderings (2 to 4)", scale=3,
-                                              elem_id="edit-orderings")
-                    e.compare_button = gr.Button("Compare", elem_id="edit-compare")
-                e.compare_status = gr.Markdown(elem_id="edit-compare-status")
-                e.compare_frame = w.image("Orderings side by side (same mask, same seed)",
-                                          elem_id="edit-compare-frame")
-    with gr.Group():
-        gr.Markdown("### Branch the Generate tab's run\nFrom the step its replay slider "
-                    f"stands on (move it back from the last step first), {BRANCHES} new seeds "
-                    "continue the run side by side (every model, the released ones with their "
-                    "own schedule).  \n" + PAPER_POINT)
+            _outputs(e)
+            _region_comparison(e)
+    e.branch = branch.build(page.tabs["generate"])
+    _events(e, page)
+    return e
+
+
+def _picture_controls(e: SimpleNamespace) -> None:
+    """The model, the picture editor and where its picture comes from."""
+    e.model = w.model_dropdown("edit-model")
+    # the caption above the editor, not Gradio's label: the editor's toolbar would cover it
+    gr.Markdown(f"**{EDITOR_LABEL}**", elem_classes=["par-caption"], elem_id="edit-editor-label")
+    e.editor = gr.ImageEditor(
+        label=EDITOR_LABEL, show_label=False, type="numpy", image_mode="RGBA",
+        sources=["upload", "clipboard"],
+        brush=gr.Brush(colors=["#ff8c00"], color_mode="fixed", default_size=24),
+        eraser=gr.Eraser(default_size=24), transforms=(), layers=False,
+        elem_id="edit-editor", elem_classes=["pixelated"])
+    with gr.Row():
+        e.example = gr.Dropdown([], label="Example emoji", info="Sets the class to its own",
+                                elem_id="edit-example", scale=3)
+        e.from_generate = gr.Button("Use the last Generate run", scale=2,
+                                    elem_id="edit-from-generate")
+
+
+def _edit_controls(e: SimpleNamespace) -> None:
+    """The region, what to regenerate it as and how; the run buttons and sampling."""
+    e.region = gr.Radio(list(REGION_CHOICES), value="right", label="Region",
+                        info="brush: the cells painted on the picture", elem_id="edit-region")
+    e.klass = w.class_dropdown("edit-class", info="It may differ from the picture's")
+    e.parallel = gr.Radio([(f"{p}x", p) for p in PARALLEL_CHOICES], value=4,
+                          label="Parallelism (tokens per step)", elem_id="edit-parallel")
+    e.order = gr.Radio(list(PAR_ORDERS), value="distant", label="Ordering over the region",
+                       elem_id="edit-order")
+    e.init = gr.Checkbox(value=True, label="Sequential initial tokens")
+    e.stop = w.run_controls("edit", e, "Regenerate the region",
+                            "Regenerates the region's cells; the others are kept.")
+
+
+def _outputs(e: SimpleNamespace) -> None:
+    """The status, the picture as read and encoded, the edit as it streams and its exports;
+    named as SourceViews' and RunViews' fields."""
+    e.status = gr.Markdown("Pick a picture and a region, then **Regenerate**.",
+                           elem_classes=["par-status"], elem_id="edit-status")
+    e.source_note = gr.Markdown(elem_id="edit-source-note")
+    small = dict(min_width=SMALL_PICTURE_PX)
+    with gr.Row():
+        e.original = w.image("Original", elem_id="edit-original", **small)
+        e.reconstruction = w.image("Reconstruction from its tokens",
+                                   elem_id="edit-reconstruction", **small)
+        e.cells = w.image("Cells to regenerate (blue)", elem_id="edit-cells", **small)
+    e.step = w.replay_slider("edit-step")
+    with gr.Row():
+        e.image = w.image("Edit so far (pending cells masked)", elem_id="edit-image", **small)
+        e.overlay = w.image("Figure 3 overlay (kept cells crossed)", elem_id="edit-overlay",
+                            **small)
+    with gr.Row():
+        e.tokens = w.image("Token grid", elem_id="edit-grid", **small)
+        e.entropy = w.image("Uncertainty", elem_id="edit-entropy", **small)
+    e.record = w.record_row("edit", "export_edit", export_edit_files, e.run)
+    with gr.Accordion("Run details", open=False):
+        e.details = gr.JSON(label="Run details")
+
+
+def _region_comparison(e: SimpleNamespace) -> None:
+    with gr.Accordion("Compare orderings for this region", open=False):
         with gr.Row(equal_height=True):
-            e.branch_seed = gr.Number(value=0, precision=0, minimum=SEED_RANGE[0],
-                                      maximum=SEED_RANGE[1], label="First seed",
-                                      elem_id="branch-seed")
-            e.branch_button = gr.Button(f"Branch {BRANCHES} seeds from the replay step",
-                                        variant="primary", elem_id="branch-run")
-        e.branch_status = gr.Markdown(elem_classes=["par-status"], elem_id="branch-status")
-        e.branch_frame = w.image("Branches side by side", elem_id="branch-frame")
+            e.orderings = gr.Dropdown(list(COMPARE_ORDERINGS), multiselect=True,
+                                      value=["raster 1x", "distant 4x", "raster 4x"],
+                                      label="Orderings (2 to 4)", scale=3,
+                                      elem_id="edit-orderings")
+            e.compare_button = gr.Button("Compare", elem_id="edit-compare")
+        e.compare_status = gr.Markdown(elem_id="edit-compare-status")
+        e.compare_frame = w.image("Orderings side by side (same mask, same seed)",
+                                  elem_id="edit-compare-frame")
+
+
+def _events(e: SimpleNamespace, page: SimpleNamespace) -> None:
+    page.demo.load(lambda: gr.update(choices=[x.label for x in example_pictures()]),
+                   None, e.example, **w.UI)
+    w.on(e.example.input, load_example, e.example, e, Loaded, **w.UI)
+    w.on(e.from_generate.click, load_generated, page.tabs["generate"].run, e, Loaded, **w.UI)
 
     inputs = [e.model, e.editor, e.region, e.klass, e.parallel, e.order, e.init, e.cfg,
               e.temperature, e.top_k, e.seed]
-    page.demo.load(lambda: gr.update(choices=[label for label, _ in example_pictures()]),
-                   None, e.example, **w.UI)
-    w.on(e.example.input, load_example, e.example, e, Loaded, **w.UI)
-    w.on(e.from_generate.click, load_generated, gen.run, e, Loaded, **w.UI)
     w.on(e.run_button.click, w.reset_downloads, None, e.record, w.ExportOut, **w.UI)
     w.on(e.run_button.click, w.replay_off, None, e, w.ReplayRange, **w.UI)
     w.bring_into_view(e.run_button.click, "edit-status")
-    w.bring_into_view(e.branch_button.click, "branch-status")
     e.runs = [w.on(e.run_button.click, edit, inputs, e, EditOut, api_name="edit",
+                   api_description=api_docs.EDIT,
                    show_progress="minimal", **w.SCRIPTED, **w.RUN)]
     e.compare_runs = [w.on(e.compare_button.click, edit_compare,
                            [e.model, e.editor, e.region, e.klass, e.orderings, e.cfg,
                             e.temperature, e.top_k, e.seed], e, EditCompareOut,
-                           api_name="edit_compare", show_progress="minimal", **w.SCRIPTED,
+                           api_name="edit_compare", api_description=api_docs.EDIT_COMPARE,
+                           show_progress="minimal", **w.SCRIPTED,
                            **w.RUN)]
-    stopped = w.on(stop.click, generate.stop_run, None, e, generate.Stopped,
-                   cancels=e.runs + e.compare_runs,
+    stopped = w.on(e.stop.click, stop_run, None, e, Stopped, cancels=e.runs + e.compare_runs,
                    queue=False, api_visibility="private")
     for done in e.runs + [stopped]:
         w.on(done.success, w.replay_range, e.run, e, w.ReplayRange, **w.UI)
     for run in e.runs:
-        w.on(run.failure, generate.refused, None, e, generate.Refused, **w.UI)
-    w.on(e.step.input, generate.replay, [e.run, e.step], e, generate.Replayed,
-         trigger_mode="always_last", api_visibility="private", concurrency_id="replay",
-         concurrency_limit=4)
-    seeded = e.branch_button.click(w.random_seed, None, e.branch_seed, **w.UI)
-    e.branch_runs = [w.on(seeded.then, branch, [gen.run, gen.step, e.branch_seed], e, BranchOut,
-                          api_name="branch", show_progress="minimal", **w.SCRIPTED, **w.RUN)]
-    return e
+        w.on(run.failure, refused, None, e, Refused, **w.UI)
+    w.on(e.step.input, replay, [e.run, e.step], e, Replayed, trigger_mode="always_last",
+         api_visibility="private", concurrency_id="replay", concurrency_limit=4)

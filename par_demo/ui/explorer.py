@@ -32,7 +32,7 @@ def describe(schedule: Schedule) -> str:
              f"for {spec.grid * spec.grid} tokens · " + views.speedup_text(schedule)]
     if schedule.num_init_steps:
         parts.append(f"The first {schedule.num_init_steps} steps (heavy outlines) make one token "
-                     "each, one per region: PAR's sequential initial tokens.")
+                     f"each, {_initial_cells(spec.order)}: the sequential initial tokens.")
     if spec.order == "distant" and spec.parallel > 1:
         parts.append("Dashed lines split the grid into regions; each later step makes one token "
                      "at the same relative position in every region, so tokens generated "
@@ -40,6 +40,13 @@ def describe(schedule: Schedule) -> str:
     parts += RIVAL_NOTES.get(spec.order, ())
     parts.append("Colours run from dark blue (early) to yellow (late); numbers are steps.")
     return "\n\n".join(parts)
+
+
+def _initial_cells(order: str) -> str:
+    """Which cells the initial tokens are: only the distant ordering spreads them over regions."""
+    return {"distant": "one per region (PAR's stage 1)",
+            "raster": "the first cells in reading order (along the top row), not one per region",
+            }.get(order, "the first cells of the random sequence, not one per region")
 
 
 RIVAL_NOTES = {

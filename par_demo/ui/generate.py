@@ -12,14 +12,16 @@ from typing import Any
 import gradio as gr
 
 from par_demo.presets import DEFAULT_MODEL, get_preset
-from par_demo.ui import views, widgets as w
-from par_demo.ui.errors import fail, friendly
+from par_demo.ui import api_docs, views, widgets as w
+from par_demo.ui.errors import friendly
 from par_demo.ui.export import export_run, require_run
 from par_demo.ui.inputs import (DEFAULT_STEPS, DEFAULT_WINDOW, GENERATE_ORDERS, PARALLEL_CHOICES,
                                 STEPS_RANGE, WINDOW_RANGE, boolean,
-                                frame_ms as checked_frame_ms, number, plan_run, run_schedule)
-from par_demo.ui.runs import RunRecord, RunViews, generation_stream, replay_views
-from par_demo.ui.session import RUNS, stoppable
+                                frame_ms as checked_frame_ms, plan_run, run_schedule)
+from par_demo.ui.runs import RunRecord, RunViews, generation_stream
+from par_demo.ui.session import stoppable
+from par_demo.ui.single_run import (Refused, Replayed, Stopped, refused, replay, stop_report,
+                                    stop_run)
 
 TITLE, TAB_ID = "Generate", "generate"
 
@@ -104,11 +106,11 @@ class GenerateOut:
 
 
 @friendly
-def generate(model, class_query, parallel, order, init_tokens, cfg, temperature, top_k, seed,
+def generate(model, class_name, parallel, order, init_tokens, cfg, temperature, top_k, seed,
              window=DEFAULT_WINDOW, steps=DEFAULT_STEPS, timings=None,
              request: gr.Request = None):
     """Stream one generation, one GenerateOut per frame, until done or stopped."""
-    plan = plan_run(model, class_query, parallel, order, init_tokens, cfg, temperature, top_k,
+    plan = plan_run(model, class_name, parallel, order, init_tokens, cfg, temperature, top_k,
                     seed, window, steps)
     started = time.perf_counter()
     timings = dict(timings or {})
@@ -139,57 +141,6 @@ def _frame(plan, record: RunRecord, pictures: RunViews, baseline, timings,
     return GenerateOut(pictures, status, record.summary(), record, timings)
 
 
-@dataclass
-class Stopped:
-    status: Any = w.skip()
-    details: Any = w.skip()
-
-
-def stop_report(record: RunRecord) -> Stopped:
-    return Stopped(views.stopped_line(record.schedule, record.steps_done, record.elapsed),
-                   record.summary() | {"stopped": True})
-
-
-def stop_run(request: gr.Request = None) -> Stopped:
-    """Stop (the button or /stop): ends the caller's runs and reports where the run ended. It
-    takes no inputs: the caller's runs are found by session, so `/stop` takes `data: []`."""
-    ended = [r.last for r in RUNS.stop(w.session_of(request)) if isinstance(r.last, RunRecord)]
-    if not ended:
-        return Stopped("No run in progress: there was nothing to stop.")
-    if ended[-1].complete:  # it finished before Stop reached it: its own line stands
-        return Stopped()
-    return stop_report(ended[-1])
-
-
-@dataclass
-class Refused:
-    """A refused request leaves no pictures of an earlier run standing as if they were its own."""
-    pictures: RunViews | None = None
-    status: Any = ("✗ **Not run**: the request was refused (the message says why). The "
-                   "previous run's pictures are cleared.")
-    details: Any = None
-    run: Any = None
-    step: Any = field(default_factory=lambda: gr.update(interactive=False, visible=False))
-
-
-def refused() -> Refused:
-    return Refused()
-
-
-@dataclass
-class Replayed:
-    pictures: RunViews
-
-
-@friendly
-def replay(record: RunRecord | None, step) -> Replayed:
-    """The run's pictures after `step` (1-based), as they streamed."""
-    if not isinstance(record, RunRecord) or not record.tokens:
-        fail("generate an image first; the slider replays its steps", title="Nothing to replay")
-    step = number(step, "step", 1, max(record.steps_done, 2), integer=True)
-    return Replayed(replay_views(record, min(step, record.steps_done) - 1))
-
-
 @friendly
 def export_run_files(record, overlay, frame_ms, request: gr.Request = None) -> w.ExportOut:
     """GIF and MP4 of the last run."""
@@ -209,7 +160,8 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             g.model = w.model_dropdown("gen-model")
-            g.note = gr.Markdown(w.model_note(DEFAULT_MODEL), elem_classes=["par-reason"])
+            g.note = gr.Markdown(w.model_note(DEFAULT_MODEL), elem_classes=["par-reason"],
+                                 elem_id="gen-model-note")
             g.klass = w.class_dropdown("gen-class", info="Type to search; an index or a name")
             g.parallel = gr.Radio([(f"{p}x", p) for p in PARALLEL_CHOICES], value=4,
                                   label="Parallelism (tokens per step)",
@@ -261,7 +213,8 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
     # a click draws its seed first (when the switch is on); the API's /generate takes it as given
     seeded = g.run_button.click(w.next_seed, [g.new_seed, g.seed], g.seed, **w.UI)
     g.runs = [w.on(seeded.then, generate, inputs + [g.timings], g, GenerateOut,
-                   api_name="generate", show_progress="minimal", **w.SCRIPTED, **w.RUN),
+                   api_name="generate", api_description=api_docs.GENERATE,
+                   show_progress="minimal", **w.SCRIPTED, **w.RUN),
               w.on(examples.load_input_event.then, generate, inputs + [g.timings], g,
                    GenerateOut, api_visibility="private", show_progress="minimal", **w.RUN)]
     stopped = w.on(stop.click, stop_run, None, g, Stopped, cancels=g.runs, api_name="stop",

@@ -1,8 +1,9 @@
 """The MCP tools (`launch(mcp_server=True)` serves them at /gradio_api/mcp/): typed, stateless
 functions registered with gr.api, so each tool's schema comes from its type hints and its text
-from its docstring. Each call reads its values with the page's strict readers (inputs.py), runs
-through the page's queue (the model tools share the page's "model" concurrency group) and
-returns its files itself: MCP calls carry no session to keep a run in."""
+from its docstring. They are declared by an app of their own (tools_app.py) and run on the page
+(registered there undocumented). Each call reads its values with the page's strict readers
+(inputs.py), runs through the page's queue (the model tools share the page's "model"
+concurrency group) and returns its files itself: MCP calls carry no session to keep a run in."""
 import base64
 import binascii
 import functools
@@ -389,8 +390,9 @@ async def _every_output(self, job) -> list:
     return list(result) if isinstance(result, tuple) else [result]
 
 
-def register_mcp_tools() -> None:
+def register_mcp_tools(api_visibility: str = "public") -> None:
     """Register the tools in the current gr.Blocks context (HTTP endpoints of the same names)."""
     GradioMCPServer._execute_tool_without_progress = _every_output
     for fn, concurrency_id in TOOLS:
-        gr.api(fn, api_name=fn.__name__, concurrency_id=concurrency_id)
+        gr.api(fn, api_name=fn.__name__, concurrency_id=concurrency_id,
+               api_visibility=api_visibility)

@@ -1,6 +1,7 @@
 """The page: a header, the tabs (one module each, in TABS: a new tab is one module and one
-line), the API example and the MCP tools. Events that take a visitor's values skip Gradio's
-preprocessing (preprocess=False) so that our own checks answer, naming the field at fault."""
+line), the API example and the MCP tools (listed by an app of their own, tools_app.py; run
+here). Events that take a visitor's values skip Gradio's preprocessing (preprocess=False) so
+that our own checks answer, naming the field at fault."""
 from __future__ import annotations
 
 import json
@@ -37,10 +38,22 @@ CSS = """
 .par-reason { font-size: 0.92em; }
 .par-picture { min-height: 300px; }  /* a run that starts does not collapse the layout */
 @media (max-width: 640px) {  /* phones: comparisons at full size, scrolled sideways */
-  #cmp-frame { overflow-x: auto; }
+  #cmp-frame .image-container { overflow-x: auto !important; }
   #cmp-frame img { max-width: none !important; width: auto !important; }
+  /* from the first panel: centred, an overflowing picture's left side could not be reached */
+  #cmp-frame button { justify-content: flex-start !important; }
   #cmp-table { overflow-x: auto; }
+  .par-scroll-hint { display: block !important; }
+  /* every tab's name in the bar (Gradio moves those that do not fit behind a "..." menu) */
+  .tab-wrapper button { padding: 4px 5px !important; font-size: 0.85em !important; }
+  /* the run button within the first screen: a shorter header; the model's note after it */
+  #par-header h1 { font-size: 1.25em; }
+  #par-header p { font-size: 0.8em; line-height: 1.3; }
+  #gen-model-note { order: 1; }
+  .par-reason { font-size: 0.82em; }
+  .par-picture { min-height: 0; }
 }
+.par-scroll-hint { display: none; }
 footer { visibility: visible; }
 """
 
@@ -62,7 +75,12 @@ Every action is a named endpoint. From Python:
 ```python
 from gradio_client import Client
 client = Client("{API_EXAMPLE_URL}")
-# model, class, parallelism, ordering, initial tokens, guidance, temperature, top-k, seed
+client.view_api()  # every endpoint and its named parameters
+# by name; the others take the page's values
+image, overlay, tokens, entropy, status, details = client.predict(
+    class_name="heart", parallel=16, seed=0, api_name="/generate")
+# or all in order: model, class, parallelism, ordering, initial tokens, guidance,
+# temperature, top-k, seed
 image, overlay, tokens, entropy, status, details = client.predict(
     {DEFAULT_MODEL!r}, "heart", 4, "distant", True, {_S.cfg_scale}, {_S.temperature}, {_S.top_k}, 0,
     api_name="/generate")
@@ -99,5 +117,6 @@ def build_demo() -> gr.Blocks:
                   "window.location.pathname)", **w.UI)
         demo.load(KEPT.page_opened, None, None, **w.UI)
         demo.unload(KEPT.page_closed)
-        register_mcp_tools()
+        # the MCP tools run here, in the page's queue; tools_app.py's Blocks lists them
+        register_mcp_tools(api_visibility="undocumented")
     return demo

@@ -214,27 +214,33 @@ def generation_stream(plan: RunPlan, frame_interval: float = FRAME_INTERVAL
 # ---------------------------------------------------------------- streaming a comparison
 
 def compare_frame(loaded, records: Sequence[RunRecord], overlay: bool, tick: int | None = None,
-                  size: int = views.PANEL_PX) -> np.ndarray:
+                  size: int = views.PANEL_PX, final_overlay: bool = False) -> np.ndarray:
     """All panels after step clock `tick` (0-based; default the last); a finished panel holds
-    its last step."""
+    its last step. `overlay` draws the Figure 3 order over the panels still generating,
+    `final_overlay` over the finished ones: shown clean, they can be judged side by side."""
     tick = max(r.steps_done for r in records) - 1 if tick is None else tick
     steps = [min(tick, r.steps_done - 1) for r in records]
-    panels = [[views.panel(r.frame(loaded, s, size, overlay), r.label, s, r.num_steps)]
+    panels = [[views.panel(r.frame(loaded, s, size,
+                                   final_overlay if s == r.num_steps - 1 else overlay),
+                           r.label, s, r.num_steps)]
               for r, s in zip(records, steps)]
     return side_by_side(panels)[0]
 
 
-def _replay_compare(records: list[RunRecord], overlay: bool, tick: int,
+def _replay_compare(records: list[RunRecord], overlay: bool, tick: int, final_overlay: bool,
                     device: str | None) -> np.ndarray:
-    return compare_frame(MODELS.get(records[0].model, device), records, overlay, tick)
+    return compare_frame(MODELS.get(records[0].model, device), records, overlay, tick,
+                         final_overlay=final_overlay)
 
 
 _placed_replay_compare = placed(_replay_compare, duration=20)
 
 
-def replay_compare(records: Sequence[RunRecord], overlay: bool, tick: int) -> np.ndarray:
-    """A recorded comparison after step clock `tick` (0-based)."""
-    return _placed_replay_compare(records[0].model, list(records), overlay, tick)
+def replay_compare(records: Sequence[RunRecord], overlay: bool, tick: int,
+                   final_overlay: bool = False) -> np.ndarray:
+    """A recorded comparison after step clock `tick` (0-based), drawn as compare_frame."""
+    return _placed_replay_compare(records[0].model, list(records), overlay, tick,
+                                  final_overlay)
 
 
 def _clock_ticks(records: list[RunRecord], streams: list[Iterator[StepEvent]]

@@ -8,7 +8,7 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from par_demo.animation import caption
+from par_demo.animation import caption, fits_caption
 from par_demo.orders import Schedule, ScheduleSpec
 from par_demo.preview import entropy_image, token_grid_image
 
@@ -37,9 +37,11 @@ def entropy_map(entropy_L: np.ndarray, grid: int, vocab: int, size: int = DISPLA
 
 
 def panel(image: np.ndarray, label: str, step: int, num_steps: int) -> np.ndarray:
-    """One captioned frame of a comparison or an export."""
-    text = f"{label}  ·  step {step + 1}/{num_steps}"
-    return caption(image, text)
+    """One captioned frame of a comparison or an export; the step goes on a line of its own
+    when the label and the longest step text do not fit side by side, for every step alike."""
+    longest = f"{label}  ·  step {num_steps}/{num_steps}"
+    joint = "  ·  " if fits_caption(longest, image.shape[1]) else "\n"
+    return caption(image, f"{label}{joint}step {step + 1}/{num_steps}")
 
 
 def speedup_steps(schedule: Schedule) -> float:

@@ -29,8 +29,9 @@ RUN_KEEP_SECONDS = 3600
 DEFAULT_CLASS = "heart"  # the embedded model's; other models start at class 0
 UI = dict(queue=False, api_visibility="private")  # page-only events: instant, not in the API
 RUN = dict(concurrency_id="model", preprocess=False)  # the events that take the model
-# the page's named endpoints: callable by gradio_client, but no MCP tools (mcp_tools.py has those)
-SCRIPTED = dict(api_visibility="undocumented")
+# the page's named endpoints, documented for gradio_client; the MCP tools are another app's
+# (tools_app.py), so these are none
+SCRIPTED = dict(api_visibility="public")
 
 
 def skip() -> Any:
@@ -163,10 +164,10 @@ def class_dropdown(elem_id: str, **kwargs) -> gr.Dropdown:
 
 # ---------------------------------------------------------------- pictures and controls
 
-def image(label: str, **kwargs) -> gr.Image:
+def image(label: str, min_width: int = 200, **kwargs) -> gr.Image:
     """A crisp output picture with its caption above it (Gradio's floating label would cover
-    the picture's corner)."""
-    with gr.Column(min_width=200, elem_classes=["par-picture"]):
+    the picture's corner); a row of them wraps where each would be under `min_width` px."""
+    with gr.Column(min_width=min_width, elem_classes=["par-picture"]):
         gr.Markdown(f"**{label}**", elem_classes=["par-caption"])
         return gr.Image(label=label, show_label=False, type="numpy", format="png",
                         interactive=False, elem_classes=["pixelated"],
@@ -248,6 +249,24 @@ def replay_range(run: RunRecord | list[RunRecord] | None) -> ReplayRange:
     last = max(r.steps_done for r in records)
     return ReplayRange(gr.update(minimum=1, maximum=max(last, 2), value=last, interactive=True,
                                  visible=True, label=f"{REPLAY_LABEL}: 1 to {last}"))
+
+
+# ---------------------------------------------------------------- finished panels' overlay
+
+def final_overlay_switch(elem_id: str) -> gr.Checkbox:
+    """One click from a comparison's clean finished pictures to their Figure 3 order."""
+    return gr.Checkbox(value=False, label="Show the Figure 3 order on the finished pictures",
+                       elem_id=elem_id)
+
+
+@dataclass
+class FinalOverlay:
+    final_overlay: Any
+
+
+def final_overlay_off() -> FinalOverlay:
+    """A new run ends with its pictures clean: the switch starts off."""
+    return FinalOverlay(False)
 
 
 # ---------------------------------------------------------------- the Record section
