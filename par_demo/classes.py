@@ -116,6 +116,18 @@ def per_emoji_classes() -> ClassNames:
                              c["char"]) for c in table))
 
 
+@lru_cache(maxsize=None)
+def heldout_siblings() -> dict[str, int]:
+    """Each held-out emoji's nearest training sibling's class (par_demo.train.per_emoji)."""
+    return json.loads((ASSETS / "emoji_heldout_siblings.json").read_text())
+
+
+def heldout_class(kind: str, emoji: str, group: int) -> int:
+    """The class an unseen picture of `emoji` (of 32-way `group`) is drawn as: its group, or
+    with one class per emoji, its nearest training sibling (held-out emoji have no class)."""
+    return heldout_siblings()[emoji] if kind == "emoji-per-emoji" else group
+
+
 def numbered_classes(count: int) -> ClassNames:
     """Placeholder names for models trained without a name table (test checkpoints)."""
     names = tuple(f"class {i}" for i in range(count))

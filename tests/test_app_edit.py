@@ -12,6 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
+from par_demo.classes import heldout_class
+from par_demo.heldout import HeldoutGrids
 from par_demo.masks import region_mask
 from par_demo.presets import DEFAULT_MODEL, PRESETS, get_preset
 from par_demo.ui import branch as br, edit as ed, edit_sources as src, generate as gen
@@ -170,6 +172,17 @@ def test_an_example_is_labelled_once_and_sets_its_own_class():
         assert number.isdigit() and ":" not in example.label  # "1. smiling face"
         assert example.klass == names.label(names.resolve(name))
         assert src.load_example(example.label).klass == example.klass
+
+
+def test_the_examples_span_groups_and_each_is_drawn_as_its_own_emoji_or_nearest_sibling():
+    grids = HeldoutGrids.load()
+    preset = get_preset(DEFAULT_MODEL)
+    names = preset.class_names()
+    rows = list(src.EXAMPLE_ROWS)
+    assert len({int(grids.labels[r]) for r in rows}) == len(rows) >= 6, "one group each"
+    for row, example in zip(rows, src.example_pictures()):
+        expected = heldout_class(preset.classes, str(grids.group[row]), int(grids.labels[row]))
+        assert example.klass == names.label(expected)
 
 
 def test_the_branch_button_says_beforehand_what_it_would_do(generated):

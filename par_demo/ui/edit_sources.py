@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from par_demo.classes import heldout_class
 from par_demo.editing import load_editing_tokenizer
 from par_demo.heldout import HeldoutGrids
 from par_demo.masks import CellMask, read_mask
@@ -19,7 +20,9 @@ from par_demo.ui import views, widgets as w
 from par_demo.ui.errors import fail, friendly, shown
 from par_demo.ui.runs import RunRecord
 
-EXAMPLES = 8  # held-out emoji offered as pictures to edit
+# held-out pictures offered to edit (rows of assets/heldout_codes.npz), one group each: a
+# smiling face, a heart, a dog, a bird, a flower, a fruit, a train and the sun
+EXAMPLE_ROWS = (0, 8, 20, 22, 26, 28, 36, 42)
 
 
 @lru_cache(maxsize=2)
@@ -37,13 +40,18 @@ class Example:
 
 @lru_cache(maxsize=1)
 def example_pictures() -> tuple[Example, ...]:
-    """The first held-out emoji, decoded from their recorded tokens, each with its class."""
+    """Held-out emoji of several groups, decoded from their recorded tokens, each with the class
+    the default model draws it as."""
     grids = HeldoutGrids.load()
-    names = get_preset(DEFAULT_MODEL).class_names()
-    codes = grids.codes[:EXAMPLES].reshape(EXAMPLES, -1)
+    preset = get_preset(DEFAULT_MODEL)
+    names = preset.class_names()
+    rows = list(EXAMPLE_ROWS)
+    codes = grids.codes[rows].reshape(len(rows), -1)
     images = decode_tokens(tokenizer(DEFAULT_MODEL), codes, grids.grid)  # on the CPU
-    return tuple(Example(f"{i + 1}. {names.names[int(c)]}", names.label(int(c)), image)
-                 for i, (c, image) in enumerate(zip(grids.labels[:EXAMPLES], images)))
+    classes = [heldout_class(preset.classes, str(grids.group[r]), int(grids.labels[r]))
+               for r in rows]
+    return tuple(Example(f"{i + 1}. {names.names[c]}", names.label(c), image)
+                 for i, (c, image) in enumerate(zip(classes, images)))
 
 
 @dataclass
