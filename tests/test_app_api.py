@@ -12,6 +12,7 @@ from gradio_client import Client
 from PIL import Image
 
 from par_demo.presets import DEFAULT_MODEL, get_preset
+from par_demo.ui import widgets as w
 from par_demo.orders import ScheduleSpec, build_schedule
 
 GRID = get_preset(DEFAULT_MODEL).args.grid  # 16: the embedded model's token grid
@@ -72,7 +73,7 @@ def test_a_keyword_call_takes_the_page_defaults_for_the_rest(client):
     *_, status, details = client.predict(class_name="heart", parallel=16, seed=5,
                                          api_name="/generate")
     assert "Done" in status and details["seed"] == 5 and details["tokens_per_step_max"] == 16
-    assert details["class_label"] == "4: heart" and details["ordering"].startswith("distant 16x")
+    assert details["class_label"] == w.class_label(DEFAULT_MODEL, "heart") and details["ordering"].startswith("distant 16x")
 
 
 def test_generation_streams_to_the_final_image(generation):
@@ -140,7 +141,7 @@ def test_compare_table_matches_the_schedules(client):
 
 
 @pytest.mark.parametrize("args, message", [
-    (gen_args(klass="unicorn"), "no class is called 'unicorn'"),
+    (gen_args(klass="hippogriff"), "no class is called 'hippogriff'"),
     (gen_args(klass="999"), "out of range"),
     (gen_args(temperature=0), "temperature must be in 0.05..10, got 0"),
     (gen_args(cfg=-1), "guidance scale must be in 0..20, got -1"),
@@ -189,7 +190,7 @@ def test_schedule_explorer_endpoint(client):
 def test_bad_input_leaves_no_traceback_in_the_server_log(client, app):
     """Refusals are answers, not failures: the server logs no traceback for them."""
     assert "Running on local URL" in app.log_text()  # the log is the app's own output
-    for args in (gen_args(klass="unicorn"), gen_args(seed=-1), gen_args(model="nope")):
+    for args in (gen_args(klass="hippogriff"), gen_args(seed=-1), gen_args(model="nope")):
         with pytest.raises(Exception):
             client.predict(*args, api_name="/generate")
     with pytest.raises(Exception):

@@ -40,8 +40,8 @@ TEXT = ANYWHERE + ["", 1, 4.5, True, "no such thing"]
 # digits int() or str.isdigit() would take, which no class index accepts
 UNICODE_DIGITS = ["²", "⁴", "①", "'²: heart'", "²: heart", "٤", "۴", "४", "𝟒", "４"]
 BAD = {
-    "model": TEXT, "class_query": ANYWHERE + ["", "unicorn", True, 1.5, -1, 999, 10**400]
-    + UNICODE_DIGITS + ["4: mammal", "4: unicorn"],
+    "model": TEXT, "class_query": ANYWHERE + ["", "hippogriff", True, 1.5, -1, 999, 10**400]
+    + UNICODE_DIGITS + ["4: mammal", "4: hippogriff"],
     "parallel": NUMBERS + TINY + [0, 2, 3, 9, 17, 4.5],
     "order": TEXT + ["spiral", "DISTANT"], "init_tokens": BOOLEANS, "cfg": NUMBERS + [20.5],
     "temperature": NUMBERS + TINY + [0, 0.01, 10.5], "top_k": NUMBERS + TINY + [VOCAB + 1, 0.5],

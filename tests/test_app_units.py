@@ -28,6 +28,7 @@ from par_demo.ui.runs import compare_stream, compare_table, generation_stream
 GRID = get_preset(DEFAULT_MODEL).args.grid
 VOCAB = get_preset(DEFAULT_MODEL).args.vocab_size  # top-k's upper bound
 RELEASED = [name for name, p in PRESETS.items() if p.runs is not None]
+LAST_CLASS = len(get_preset(DEFAULT_MODEL).class_names()) - 1
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -63,8 +64,8 @@ def test_embedded_model_is_available_and_released_ones_say_why_not():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(class_query="unicorn"), "no class is called 'unicorn'"),
-    (dict(class_query=""), "class must be a name or an index 0..31, got ''"),
+    (dict(class_query="hippogriff"), "no class is called 'hippogriff'"),
+    (dict(class_query=""), f"class must be a name or an index 0..{LAST_CLASS}, got ''"),
     (dict(parallel=9), "parallelism must be one of"),
     (dict(order="spiral"), "ordering must be one of"),
     (dict(temperature=0), "temperature must be in 0.05..10, got 0"),
@@ -93,7 +94,7 @@ def test_generate_check_disables_what_cannot_run():
         check = gen.generate_check(name, 16 if runs.parallel != 16 else 4, "raster", True)
         assert check.run_button["interactive"] is False and check.check.startswith("✗")
         # switching to it locks the schedule controls to the one it was trained for
-        change = gen.model_changed(name, "4: heart")
+        change = gen.model_changed(name, w.class_label(DEFAULT_MODEL, "heart"))
         assert change.parallel["value"] == runs.parallel
         assert change.parallel["interactive"] is False
         assert change.order["value"] == runs.order and change.init["interactive"] is False
@@ -285,7 +286,7 @@ def test_a_finished_run_marks_no_cell_as_current():
 def test_only_the_projects_refusals_become_messages_and_bugs_are_logged(caplog):
     @friendly
     def refuses():
-        plan(class_query="unicorn")
+        plan(class_query="hippogriff")
 
     @friendly
     def has_a_bug():

@@ -110,15 +110,15 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(reference, tmp_path, c
 
 
 def test_one_class_resized_for_scoring(tmp_path, capsys):
-    out = tmp_path / "mammal.npz"
-    code, line = sample_here(capsys, "--num-images", "3", "--batch", "2", "--class", "mammal",
+    out = tmp_path / "owl.npz"
+    code, line = sample_here(capsys, "--num-images", "3", "--batch", "2", "--class", "owl",
                              "--image-size", "32", "--parallel", "16", "--no-init",
                              "--out", str(out))
     assert code == 0, line
-    mammal = get_preset(DEFAULT_MODEL).class_names().resolve("mammal")
+    owl = get_preset(DEFAULT_MODEL).class_names().resolve("owl")
     with np.load(out) as saved:
         assert saved["arr_0"].shape == (3, 32, 32, 3) and saved["arr_0"].dtype == np.uint8
-        assert saved["arr_1"].tolist() == [mammal] * 3
+        assert saved["arr_1"].tolist() == [owl] * 3
     assert line["steps"] == 16 and line["new_images"] == 3
 
 
@@ -137,7 +137,7 @@ def test_bad_arguments_get_messages_naming_the_flag(tmp_path, capsys):
         (["--num-images", "4", "--seed", "-1", "--out", out], "--seed must be a whole number >= 0"),
         (["--num-images", "4", "--out", str(tmp_path / "x.png")], "--out must name a .npz"),
         (["--num-images", "4", "--device", "tpu", "--out", out], "--device must be cpu or cuda"),
-        (["--num-images", "4", "--class", "unicorn", "--out", out], "no class is called 'unicorn'"),
+        (["--num-images", "4", "--class", "hippogriff", "--out", out], "no class is called 'hippogriff'"),
         (["--num-images", "4", "--parallel", "3", "--out", out], "do not divide a 16x16 grid"),
         (["--num-images", "4", "--model", "PAR-XL-4x", "--order", "raster", "--out", out],
          "trained for distant 4x"),

@@ -32,7 +32,7 @@ def test_schedule_draws_the_rival_orders_with_their_step_counts(tmp_path):
 
 def test_generate_runs_zipar_on_the_embedded_model(tmp_path):
     out = tmp_path / "zipar.gif"
-    done = run("generate", "--class", "mammal", "--order", "zipar", "--window", "3",
+    done = run("generate", "--class", "owl", "--order", "zipar", "--window", "3",
                "--out", str(out), "--size", "64")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
@@ -42,7 +42,7 @@ def test_generate_runs_zipar_on_the_embedded_model(tmp_path):
 
 def test_generate_writes_the_animation_and_a_json_line(tmp_path):
     out = tmp_path / "run.gif"
-    done = run("generate", "--class", "mammal", "--parallel", "4", "--order", "distant",
+    done = run("generate", "--class", "owl", "--parallel", "4", "--order", "distant",
                "--seed", "0", "--out", str(out))
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
@@ -51,8 +51,8 @@ def test_generate_writes_the_animation_and_a_json_line(tmp_path):
 
 
 def test_bad_requests_exit_with_a_message(tmp_path):
-    done = run("generate", "--class", "unicorn", "--out", str(tmp_path / "x.gif"))
-    assert done.returncode == 2 and "no class is called 'unicorn'" in done.stderr
+    done = run("generate", "--class", "hippogriff", "--out", str(tmp_path / "x.gif"))
+    assert done.returncode == 2 and "no class is called 'hippogriff'" in done.stderr
     done = run("generate", "--model", "PAR-XL-4x", "--class", "1", "--order", "raster",
                "--out", str(tmp_path / "x.gif"))
     assert done.returncode == 2 and "trained for distant 4x" in done.stderr
@@ -92,7 +92,7 @@ def test_edit_with_a_mask_writes_its_animation(tmp_path):
     mask[:, :16] = 255  # the left quarter of the wide picture: 4 cell columns of its 8 rows
     Image.fromarray(mask).save(tmp_path / "mask.png")
     done = run("edit", "--image", str(image), "--mask", str(tmp_path / "mask.png"),
-               "--class", "smiling face", "--parallel", "16", "--order", "raster", "--no-init",
+               "--class", "grinning face", "--parallel", "16", "--order", "raster", "--no-init",
                "--out", str(out))
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])

@@ -60,7 +60,7 @@ def test_a_heldout_picture_gives_the_models_map_of_its_tokens(tmp_path):
     Image.fromarray(picture).save(tmp_path / "in.png")
     out = tmp_path / "map.png"
     done = run("--method", "model", "--image", str(tmp_path / "in.png"), "--cell", "3,12",
-               "--class", "smiling face", "--out", str(out))
+               "--class", "grinning face", "--out", str(out))
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["cell"] == [3, 12] and report["class"] == 0 and report["method"] == "model"
@@ -99,7 +99,7 @@ def test_bad_requests_exit_with_a_message(tmp_path, capsys):
          "--image: no file at"),
         ([*model, "--image", str(tmp_path / "text.png"), "--cell", "1,1"],
          "--image: not an image file"),
-        ([*model, "--image", picture, "--cell", "1,1", "--class", "unicorn"], "unicorn"),
+        ([*model, "--image", picture, "--cell", "1,1", "--class", "hippogriff"], "hippogriff"),
         ([*model, "--image", picture, "--cell", "1,1", "--model", "PAR-XL-4x"],
          "do not know which cell they predict"),
     ]

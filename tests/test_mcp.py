@@ -266,7 +266,8 @@ REFUSED = [  # (tool, arguments, words the message must contain: the field, what
      ["steps", "1 to 16"]),
     ("generate_image", {"class_name": "heart", "seed": -1}, ["seed", "0..2147483647"]),
     ("generate_image", {"class_name": "heart", "seed": 2**31}, ["seed", "0..2147483647"]),
-    ("generate_image", {"class_name": "unicorn"}, ["class", "index 0..31"]),
+    ("generate_image", {"class_name": "hippogriff"},
+     ["class", f"index 0..{len(get_preset(DEFAULT_MODEL).class_names()) - 1}"]),
     ("generate_image", {"class_name": ""}, ["class", "a name or an index"]),
     ("generate_image", {"class_name": "heart", "model": "PAR-XL-4x"}, ["PAR-XL-4x", "GPU"]),
     ("compare_orderings", {"class_name": "heart", "orderings": ["distant 4x"]},
@@ -290,7 +291,7 @@ REFUSED = [  # (tool, arguments, words the message must contain: the field, what
                     "passwd", "region": "left", "class_name": "heart"}, ["image", "not fetched"]),
     ("edit_image", {"image": png_base64(8), "region": "left", "class_name": "heart"},
      ["image", "too small"]),
-    ("edit_image", {"image": PNG, "region": "left", "class_name": "unicorn"}, ["class"]),
+    ("edit_image", {"image": PNG, "region": "left", "class_name": "hippogriff"}, ["class"]),
     ("edit_image", {"image": PNG, "region": "left", "class_name": "heart", "seed": -1},
      ["seed", "0..2147483647"]),
     ("dependency_map", {"row": 16, "col": 0}, ["row", "0..15"]),
@@ -326,7 +327,7 @@ def test_wrong_values_are_mcp_errors_naming_the_field(app, tool, arguments, word
 
 
 def test_concurrent_calls_return_the_pictures_of_solo_calls(app):
-    arguments = [{"class_name": "fruit", "parallelism": 16, "seed": seed} for seed in range(8)]
+    arguments = [{"class_name": "red apple", "parallelism": 16, "seed": seed} for seed in range(8)]
 
     async def together(session):
         return await asyncio.gather(*(session.call_tool("generate_image", a) for a in arguments))

@@ -19,7 +19,7 @@ def _lines(parameters: dict[str, str]) -> str:
 
 _MODEL = {"model": "a model's name; only the embedded one runs without a GPU"}
 _CLASS = {"class_name": "a class name (or part of one), its index, or a label such as "
-                        "'4: heart'"}
+                        "'570: owl'"}
 _SAMPLING = {
     "cfg": f"guidance scale, {GUIDANCE_RANGE[0]} to {GUIDANCE_RANGE[1]} (1: no guidance)",
     "temperature": f"{TEMPERATURE_RANGE[0]} to {TEMPERATURE_RANGE[1]}",

@@ -191,15 +191,15 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
                                    elem_id="cmp-table")
             c.record = w.record_row("cmp", "export_compare", export_compare_files, c.records)
     gr.Examples(
-        [[DEFAULT_MODEL, w.class_label(DEFAULT_MODEL, "heart"),
+        [[DEFAULT_MODEL, w.class_label(DEFAULT_MODEL, "owl"),
           ["raster 1x", "distant 4x", "distant 16x"]],
-         [DEFAULT_MODEL, w.class_label(DEFAULT_MODEL, "smiling face"),
+         [DEFAULT_MODEL, w.class_label(DEFAULT_MODEL, "grinning face"),
           ["distant 16x", "raster 16x", "random 4x"]],
-         [DEFAULT_MODEL, w.class_label(DEFAULT_MODEL, "country flag"),
+         [DEFAULT_MODEL, w.class_label(DEFAULT_MODEL, "united states"),
           ["distant 4x", "distant 4x no-init"]],
          [DEFAULT_MODEL, w.class_label(DEFAULT_MODEL, "heart"),
           ["distant 4x", "zipar w2", "zipar w3", "random-cosine 67"]],
-         [DEFAULT_MODEL, w.class_label(DEFAULT_MODEL, "fruit"),
+         [DEFAULT_MODEL, w.class_label(DEFAULT_MODEL, "red apple"),
           ["distant 16x", "diagonal", "random-cosine 31"]]],
         inputs=[c.model, c.klass, c.orderings], cache_examples=False, label="Examples",
         example_labels=["baseline vs PAR 4x vs 16x", "far apart vs neighbours vs random",

@@ -27,12 +27,12 @@ TITLE, TAB_ID = "Generate", "generate"
 
 EXAMPLES = [  # class, parallelism, ordering, initial tokens, guidance, temperature, top-k,
     # seed, window, steps, label
-    ("heart", 4, "distant", True, 2.0, 1.0, 0, 0, 3, 67, "PAR distant 4x"),
-    ("heart", 1, "raster", False, 2.0, 1.0, 0, 0, 3, 67, "raster 1x (baseline)"),
-    ("fruit", 16, "distant", True, 2.0, 1.0, 0, 7, 3, 67, "PAR distant 16x"),
-    ("fruit", 16, "raster", True, 2.0, 1.0, 0, 7, 3, 67, "raster 16x (naive)"),
-    ("bird", 4, "distant", False, 3.0, 0.9, 100, 3, 3, 67, "distant 4x, no initial tokens"),
-    ("heart", 1, "zipar", True, 2.0, 1.0, 0, 0, 3, 67, "ZipAR, window 3 (74 steps)"),
+    ("grinning face", 4, "distant", True, 4.0, 0.9, 0, 0, 3, 67, "PAR distant 4x"),
+    ("grinning face", 1, "raster", False, 4.0, 0.9, 0, 0, 3, 67, "raster 1x (baseline)"),
+    ("red apple", 16, "distant", True, 4.0, 0.9, 0, 7, 3, 67, "PAR distant 16x"),
+    ("red apple", 16, "raster", True, 4.0, 0.9, 0, 7, 3, 67, "raster 16x (naive)"),
+    ("owl", 4, "distant", False, 4.0, 0.9, 0, 3, 3, 67, "distant 4x, no initial tokens"),
+    ("ambulance", 1, "zipar", True, 4.0, 0.9, 0, 0, 3, 67, "ZipAR, window 3 (74 steps)"),
 ]
 
 
