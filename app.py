@@ -7,11 +7,17 @@ import os
 import sys
 import threading
 
+from starlette.middleware import Middleware
+
 from par_demo.presets import DEFAULT_MODEL
+from par_demo.ui.call_shapes import guard_calls
 from par_demo.ui.inputs import MAX_UPLOAD_BYTES
+from par_demo.ui.mcp_limit import McpSizeGuard, raise_transport_limit
 from par_demo.ui.page import CSS, KEPT, THEME, build_demo
 from par_demo.ui.machine import configure_cpu_threads
 from par_demo.ui.runs import warm_up
+from par_demo.ui.stop_route import StopRoute
+from par_demo.ui.upload_guard import UploadGuard
 from par_demo.ui.visitors import keep_sessions
 
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
@@ -43,6 +49,7 @@ logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
 logging.getLogger("par_demo").setLevel(logging.INFO)  # runs that end early, server errors
 configure_cpu_threads(concurrency())
 demo = build_demo()
+guard_calls(demo)  # every call's inputs checked for shape before Gradio processes them
 demo.queue(default_concurrency_limit=concurrency(), max_size=int(os.environ.get("PAR_QUEUE", "32")))
 
 
@@ -66,6 +73,10 @@ if __name__ == "__main__":
         max_file_size=MAX_UPLOAD_BYTES,
         enable_monitoring=False,  # Gradio's /monitoring would tell anyone the traffic figures
         prevent_thread_lock=True,
+        # in front of Gradio's routes: upload bounds, the MCP request size, /call/stop
+        app_kwargs={"middleware": [Middleware(UploadGuard), Middleware(McpSizeGuard),
+                                   Middleware(StopRoute)]},
     )
+    raise_transport_limit(demo)
     keep_sessions(demo, KEPT)
     demo.block_thread()

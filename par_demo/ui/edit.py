@@ -232,7 +232,7 @@ def edit(model, picture, region, class_query, parallel, order, init_tokens, cfg,
 @friendly
 def export_edit_files(record, overlay, frame_ms, request: gr.Request = None) -> w.ExportOut:
     """GIF and MP4 of the last edit."""
-    require_run(record)
+    require_run(record, "edit a picture first")
     overlay, frame_ms = boolean(overlay, "overlay"), checked_frame_ms(frame_ms)
     done = export_run(record, overlay, frame_ms, w.session_of(request))
     note = (f"{w.frames_text(done, 'step')}, {frame_ms} ms each, "
@@ -312,7 +312,7 @@ def plan_branch_request(record, step, seed) -> EditRunPlan:
         fail("finish a run on the Generate tab first; a branch continues it from the step "
              "its replay slider stands on", title="No finished run")
     preset = usable_preset(record.model)
-    steps_done = number(step, "step", 0, record.num_steps, integer=True)
+    steps_done = number(step, "step", 0, record.num_steps - 1, integer=True)
     seed = number(seed, "seed", *SEED_RANGE, integer=True)
     tokens = record.tokens[max(steps_done - 1, 0)].astype(np.int64)
     edit_plan = plan_branch(preset, record.schedule, tokens, steps_done)
