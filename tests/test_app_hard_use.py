@@ -426,3 +426,20 @@ def test_stop_through_call_answers_closes_and_the_run_result_arrives(app):
         assert status == "No run in progress: there was nothing to stop."
         return
     pytest.fail("every run finished before Stop reached it")
+
+
+@pytest.mark.parametrize("endpoint, body, status, words", [
+    ("/generate", {"model": DEFAULT_MODEL}, 404, "no endpoint of the keyword API"),
+    ("/no_such_thing", {}, 404, "no endpoint of the keyword API"),
+    ("/generate_image", [1], 422, "a JSON object of its arguments"),
+    ("/generate_image", {"class_name": "heart", "nope": 1}, 422, "takes no argument 'nope'"),
+    ("/generate_image", {"seed": 1}, 422, "needs class_name"),
+])
+def test_the_keyword_api_refuses_with_a_reason(app, endpoint, body, status, words):
+    request = urllib.request.Request(f"{app.url}gradio_api/call/v2{endpoint}",
+                                     json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=CALL_TIMEOUT_S)
+    assert refused.value.code == status and words in json.load(refused.value)["detail"]
+    assert "Traceback" not in app.log_text()
