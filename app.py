@@ -10,9 +10,11 @@ import threading
 from starlette.middleware import Middleware
 
 from par_demo.presets import DEFAULT_MODEL
+from par_demo.ui.body_limit import ApiBodyLimit
 from par_demo.ui.call_shapes import guard_calls
 from par_demo.ui.call_v2_guard import CallV2Guard
 from par_demo.ui.inputs import MAX_UPLOAD_BYTES
+from par_demo.ui.known_endpoints import KnownEndpoints
 from par_demo.ui.mcp_limit import McpSizeGuard, raise_transport_limit
 from par_demo.ui.page import CSS, KEPT, THEME, build_demo
 from par_demo.ui.machine import configure_cpu_threads
@@ -74,9 +76,12 @@ if __name__ == "__main__":
         max_file_size=MAX_UPLOAD_BYTES,
         enable_monitoring=False,  # Gradio's /monitoring would tell anyone the traffic figures
         prevent_thread_lock=True,
-        # in front of Gradio's routes: upload bounds, the MCP request size, /call/stop, /call/v2
-        app_kwargs={"middleware": [Middleware(UploadGuard), Middleware(McpSizeGuard),
-                                   Middleware(StopRoute), Middleware(CallV2Guard, blocks=demo)]},
+        # in front of Gradio's routes, outermost first: request sizes, upload bounds, /call/stop,
+        # the endpoints called, /call/v2
+        app_kwargs={"middleware": [Middleware(ApiBodyLimit), Middleware(UploadGuard),
+                                   Middleware(McpSizeGuard), Middleware(StopRoute),
+                                   Middleware(KnownEndpoints, blocks=demo),
+                                   Middleware(CallV2Guard, blocks=demo)]},
     )
     raise_transport_limit(demo)
     keep_sessions(demo, KEPT)

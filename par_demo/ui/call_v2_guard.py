@@ -10,6 +10,7 @@ import json
 import gradio as gr
 from starlette.responses import JSONResponse
 
+from par_demo.ui.asgi_body import read_body, replaying
 from par_demo.ui.mcp_limit import MCP_BODY_LIMIT
 
 V2_PREFIX = "/gradio_api/call/v2/"
@@ -37,32 +38,19 @@ class CallV2Guard:
         if V2_PREFIX not in path or scope["method"] != "POST":
             return await self.app(scope, receive, send)
         name = "/" + path.split(V2_PREFIX, 1)[1].strip("/")
-        body, more = b"", True
-        while more and len(body) <= LARGEST_BODY:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message["type"] == "http.request" and message.get("more_body", False)
-        refusal = self._refusal(name, body, more)
+        body, complete = await read_body(receive, LARGEST_BODY)
+        refusal = self._refusal(name, body, not complete or len(body) > LARGEST_BODY)
         if refusal is not None:
             return await refusal(scope, receive, send)
-        sent = False
+        await self.app(scope, replaying(body, receive), send)
 
-        async def replay():
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
-
-    def _refusal(self, name: str, body: bytes, unread: bool) -> JSONResponse | None:
+    def _refusal(self, name: str, body: bytes, too_large: bool) -> JSONResponse | None:
         info = self.endpoints().get(name)
         if info is None:
             return _refused(404, f"{name} is no endpoint of the keyword API (/call/v2): it "
                                  f"serves {', '.join(self.endpoints())}; the page's endpoints "
                                  f"take POST /gradio_api/call{name} with a list of values")
-        if unread:
+        if too_large:
             return _refused(413, f"the call is larger than {LARGEST_BODY >> 20} MB")
         try:
             arguments = json.loads(body)

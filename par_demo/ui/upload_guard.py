@@ -1,9 +1,9 @@
 """Bounds on what visitors can store (an ASGI layer in front of Gradio's POST /gradio_api/upload):
-each client has a byte budget over a moving window (counted by `limits`), only pictures are
+each client has a byte budget over a sliding window (counted by `limits`), only pictures are
 kept, and the upload folder has a cap beyond which its oldest files are removed. Refusals are
 plain HTTP answers with the reason: 411 without a declared length, 413 for a request larger
-than the Edit tab ever sends, 429 over the budget (with Retry-After), 415 for a file that is no picture.
-Gradio itself refuses a file over max_file_size with 413."""
+than the Edit tab ever sends, 429 over the budget (with Retry-After), 415 for a file that is
+no picture. Gradio itself refuses a file over max_file_size with 413."""
 from __future__ import annotations
 
 import json
@@ -23,6 +23,7 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 from PIL import Image
 from starlette.responses import PlainTextResponse
 
+from par_demo.ui.asgi_body import drain
 from par_demo.ui.inputs import MAX_UPLOAD_BYTES
 
 log = logging.getLogger("par_demo.ui")
@@ -134,7 +135,7 @@ class UploadGuard:
                                  )(scope, receive, send)
         refusal = self._over_budget(scope, int(length))
         if refusal is not None:
-            await _drain(receive)  # read first, so that the client is there for the answer
+            await drain(receive)  # at most LARGEST_REQUEST
             return await refusal(scope, receive, send)
         await self._stored_pictures_only(scope, receive, send)
 
@@ -175,14 +176,6 @@ class UploadGuard:
             await anyio.to_thread.run_sync(self.folder.trim, set(stored))
         await send(start)
         await send({"type": "http.response.body", "body": body})
-
-
-async def _drain(receive) -> None:
-    """Read a request's body (its declared length, at most LARGEST_REQUEST) and drop it."""
-    while True:
-        message = await receive()
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return
 
 
 def _stored_paths(start, body: bytes) -> list[Path]:
