@@ -474,3 +474,44 @@ def test_a_call_to_an_endpoint_the_app_lacks_is_answered_404(app, route, body):
     detail = json.load(refused.value)["detail"]
     assert refused.value.code == 404 and detail.startswith("the app has no endpoint")
     assert "/generate" in detail and "Traceback" not in app.log_text()
+
+
+def editor_part(url: str, size: int = 1000, files: int = 1, **fields) -> tuple[int, str]:
+    """A call of the ImageEditor's accept_blobs (how the page sends a painted picture's parts):
+    (HTTP status, body)."""
+    with urllib.request.urlopen(f"{url}config", timeout=CALL_TIMEOUT_S) as response:
+        editor = next(c["id"] for c in json.load(response)["components"]
+                      if c.get("type") == "imageeditor")
+    fields = {"component_id": editor, "session_hash": "parts", "fn_name": "accept_blobs",
+              "type": "layer", "index": 0, "id": "abc"} | fields
+    boundary = "par-demo-test-boundary"
+    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n"
+                    f"{v}\r\n".encode() for k, v in fields.items())
+    body += b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                     f"filename=\"layer_{i}.png\"\r\nContent-Type: image/png\r\n\r\n".encode()
+                     + png_of_size(size, seed=i) + b"\r\n" for i in range(files))
+    body += f"--{boundary}--\r\n".encode()
+    request = urllib.request.Request(f"{url}gradio_api/component_server", body, {
+        "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(request, timeout=CALL_TIMEOUT_S) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace")
+
+
+@pytest.mark.parametrize("call, status, words", [
+    (dict(index=10**9), 422, "index must be a layer 0..7"),  # a list of 10**9 slots: 8 GB
+    (dict(index=-1), 422, "index must be a layer"),
+    (dict(type="everything"), 422, "type must be one of"),
+    (dict(id="x" * 65), 422, "an id of at most 64"),
+    (dict(files=2), 400, "no form of one picture part"),
+    (dict(fn_name="preprocess"), 404, "only its picture editor's accept_blobs"),
+    (dict(component_id=1), 404, "only its picture editor's accept_blobs"),
+    (dict(size=MAX_UPLOAD_BYTES + (1 << 20)), 413, "An upload takes at most"),
+])
+def test_the_editors_parts_are_bounded_like_uploads(app, call, status, words):
+    assert editor_part(app.url) == (200, "null")  # the page's own call
+    got, body = editor_part(app.url, **call)
+    assert got == status and words in body, body
+    assert "Traceback" not in app.log_text()

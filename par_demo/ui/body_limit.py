@@ -1,8 +1,8 @@
 """The size of a call's JSON body: Gradio reads any body whole into memory (a 100 MB one grew the
 server by over 300 MB), while the page's calls carry a few kilobytes (pictures travel as uploads,
 named by path). An ASGI layer answers a larger body with HTTP 413 before Gradio reads it; the
-routes that carry files have bounds of their own (upload_guard.py, mcp_limit.py, and the
-keyword API's, call_v2_guard.py)."""
+routes that carry files have bounds of their own (upload_guard.py, editor_blobs.py,
+mcp_limit.py, and the keyword API's, call_v2_guard.py)."""
 from __future__ import annotations
 
 from starlette.responses import PlainTextResponse
@@ -12,7 +12,8 @@ from par_demo.ui.asgi_body import drain, read_body, replaying
 API_PREFIX = "/gradio_api/"
 API_BODY_LIMIT = 1 << 20  # 10x the longest value the hard-use tests send
 DRAINED = 16 << 20  # a larger body is read (and dropped) before the answer, a still larger not
-OWN_BOUNDS = ("/gradio_api/upload", "/gradio_api/mcp", "/gradio_api/call/v2/")
+OWN_BOUNDS = ("/gradio_api/upload", "/gradio_api/component_server", "/gradio_api/mcp",
+              "/gradio_api/call/v2/")
 
 
 def _too_large() -> PlainTextResponse:

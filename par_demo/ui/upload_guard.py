@@ -109,46 +109,64 @@ def _answer(status: int, reason: str, headers: dict | None = None) -> PlainTextR
     return PlainTextResponse(reason, status_code=status, headers=headers)
 
 
-class UploadGuard:
-    """ASGI middleware: the bounds above on POST /gradio_api/upload; other requests pass."""
+class UploadBudget:
+    """Bytes each client (its address) may send in files over the window, counted by `limits`
+    (in KB, on a sliding window); shared by every route that takes files."""
 
-    def __init__(self, app, limits: UploadLimits | None = None) -> None:
-        self.app = app
-        self.limits = limits or UploadLimits.from_env()
-        self.budget = RateLimitItemPerSecond(max(1, self.limits.budget_bytes // KB),
-                                             self.limits.window_seconds)
+    def __init__(self, limits: UploadLimits) -> None:
+        self.limits = limits
+        self.item = RateLimitItemPerSecond(max(1, limits.budget_bytes // KB),
+                                           limits.window_seconds)
         self.counter = SlidingWindowCounterRateLimiter(MemoryStorage())
-        self.folder = UploadFolder(Path(gradio_utils.get_upload_folder()).resolve(),
-                                   self.limits.folder_cap_bytes)
 
-    async def __call__(self, scope, receive, send) -> None:
-        if (scope["type"] != "http" or scope["method"] != "POST"
-                or not scope["path"].endswith(UPLOAD_PATH)):
-            return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length", b"")
-        if not length.isdigit():
-            return await _answer(411, "Uploads must declare their size (Content-Length)."
-                                 )(scope, receive, send)
-        if int(length) > LARGEST_REQUEST:  # not read: the answer comes at once
-            return await _answer(413, f"An upload takes at most {LARGEST_REQUEST} bytes: "
-                                      f"pictures of at most {MAX_UPLOAD_BYTES} bytes each."
-                                 )(scope, receive, send)
-        refusal = self._over_budget(scope, int(length))
-        if refusal is not None:
-            await drain(receive)  # at most LARGEST_REQUEST
-            return await refusal(scope, receive, send)
-        await self._stored_pictures_only(scope, receive, send)
+    @classmethod
+    def from_env(cls) -> "UploadBudget":
+        return cls(UploadLimits.from_env())
 
-    def _over_budget(self, scope, length: int) -> PlainTextResponse | None:
+    def charge(self, scope, length: int) -> PlainTextResponse | None:
+        """None when the client's budget takes `length` bytes more, else the 429 to send."""
         client = (scope.get("client") or ("unknown",))[0]
-        if self.counter.hit(self.budget, client, cost=max(1, math.ceil(length / KB))):
+        if self.counter.hit(self.item, client, cost=max(1, math.ceil(length / KB))):
             return None
-        reset = self.counter.get_window_stats(self.budget, client).reset_time
+        reset = self.counter.get_window_stats(self.item, client).reset_time
         wait = max(1, math.ceil(reset - time.time()))
         log.info("upload refused: %s is over its budget", client)
         return _answer(429, f"Upload budget used: at most {self.limits.budget_bytes // MB} MB "
                             f"per {self.limits.window_seconds // 60} minutes per client. Try "
                             f"again in {wait} s.", {"Retry-After": str(wait)})
+
+
+def declared_length(scope, largest: int) -> tuple[int, PlainTextResponse | None]:
+    """(the request's Content-Length, or the 411 / 413 to send when it has none or a larger)."""
+    length = dict(scope["headers"]).get(b"content-length", b"")
+    if not length.isdigit():
+        return 0, _answer(411, "Uploads must declare their size (Content-Length).")
+    if int(length) > largest:
+        return int(length), _answer(413, f"An upload takes at most {largest} bytes: pictures "
+                                         f"of at most {MAX_UPLOAD_BYTES} bytes each.")
+    return int(length), None
+
+
+class UploadGuard:
+    """ASGI middleware: the bounds above on POST /gradio_api/upload; other requests pass."""
+
+    def __init__(self, app, budget: UploadBudget) -> None:
+        self.app, self.budget = app, budget
+        self.folder = UploadFolder(Path(gradio_utils.get_upload_folder()).resolve(),
+                                   budget.limits.folder_cap_bytes)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if (scope["type"] != "http" or scope["method"] != "POST"
+                or not scope["path"].endswith(UPLOAD_PATH)):
+            return await self.app(scope, receive, send)
+        length, refusal = declared_length(scope, LARGEST_REQUEST)
+        if refusal is not None:  # not read: the answer comes at once
+            return await refusal(scope, receive, send)
+        refusal = self.budget.charge(scope, length)
+        if refusal is not None:
+            await drain(receive)  # at most LARGEST_REQUEST
+            return await refusal(scope, receive, send)
+        await self._stored_pictures_only(scope, receive, send)
 
     async def _stored_pictures_only(self, scope, receive, send) -> None:
         """Let Gradio store the files (its background copy included: the response is held
