@@ -7,21 +7,12 @@ import os
 import sys
 import threading
 
-from starlette.middleware import Middleware
-
 from par_demo.presets import DEFAULT_MODEL
-from par_demo.ui.body_limit import ApiBodyLimit
-from par_demo.ui.call_shapes import guard_calls
-from par_demo.ui.call_v2_guard import CallV2Guard
-from par_demo.ui.editor_blobs import EditorBlobGuard
+from par_demo.ui.guards import guard_calls, http_layers, raise_transport_limit
 from par_demo.ui.inputs import MAX_UPLOAD_BYTES
-from par_demo.ui.known_endpoints import KnownEndpoints
-from par_demo.ui.mcp_limit import McpSizeGuard, raise_transport_limit
 from par_demo.ui.page import CSS, KEPT, THEME, build_demo
 from par_demo.ui.machine import configure_cpu_threads
 from par_demo.ui.runs import warm_up
-from par_demo.ui.stop_route import StopRoute
-from par_demo.ui.upload_guard import UploadBudget, UploadGuard
 from par_demo.ui.visitors import keep_sessions
 
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
@@ -64,7 +55,6 @@ def _warm_up() -> None:
         logging.getLogger("par_demo").exception("warm-up failed")
 
 if __name__ == "__main__":
-    upload_budget = UploadBudget.from_env()  # files by /upload and by the editor alike
     # in the background: the page answers at once, the first visitor finds everything warm
     threading.Thread(target=_warm_up, name="par-warm-up", daemon=True).start()
     demo.launch(
@@ -78,14 +68,7 @@ if __name__ == "__main__":
         max_file_size=MAX_UPLOAD_BYTES,
         enable_monitoring=False,  # Gradio's /monitoring would tell anyone the traffic figures
         prevent_thread_lock=True,
-        # in front of Gradio's routes, outermost first: request sizes, the two ways files come
-        # in (one budget per client), /call/stop, the endpoints called, /call/v2
-        app_kwargs={"middleware": [Middleware(ApiBodyLimit),
-                                   Middleware(UploadGuard, budget=upload_budget),
-                                   Middleware(EditorBlobGuard, blocks=demo, budget=upload_budget),
-                                   Middleware(McpSizeGuard), Middleware(StopRoute),
-                                   Middleware(KnownEndpoints, blocks=demo),
-                                   Middleware(CallV2Guard, blocks=demo)]},
+        app_kwargs={"middleware": http_layers(demo)},  # in front of Gradio's routes (guards/)
     )
     raise_transport_limit(demo)
     keep_sessions(demo, KEPT)

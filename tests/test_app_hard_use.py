@@ -2,7 +2,7 @@
 (values, and the shape of the call: too few or too many inputs, a picture that is no image
 editor value, a URL or a file not uploaded, an example that does not exist), strict booleans,
 Stop through the API (with or without inputs, and through /call) next to the client's
-job.cancel(), concurrent clients, the upload bounds, call bodies over a megabyte, endpoints the
+job.cancel(), concurrent clients, the upload bounds, call bodies over 16 MB, endpoints the
 app lacks, the keyword API's refusals and Gradio's monitoring switched off."""
 from __future__ import annotations
 
@@ -446,15 +446,15 @@ def test_the_keyword_api_refuses_with_a_reason(app, endpoint, body, status, word
     assert "Traceback" not in app.log_text()
 
 
-def test_a_call_body_over_a_megabyte_is_refused_before_gradio_reads_it(app):
-    body = json.dumps({"data": ["x" * (2 << 20)] + list(GENERATE.values())[1:],
+def test_a_call_body_over_16_megabytes_is_refused_before_gradio_reads_it(app):
+    body = json.dumps({"data": ["x" * (17 << 20)] + list(GENERATE.values())[1:],
                        "session_hash": "large"}).encode()
     request = urllib.request.Request(f"{app.url}gradio_api/call/generate", body,
                                      {"Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=CALL_TIMEOUT_S)
     assert refused.value.code == 413
-    assert refused.value.read().decode().startswith("A call's body may be at most 1048576 bytes")
+    assert refused.value.read().decode().startswith("A call's body may be at most 16777216 bytes")
 
 
 @pytest.mark.parametrize("route, body", [

@@ -10,8 +10,8 @@ import json
 import gradio as gr
 from starlette.responses import JSONResponse
 
-from par_demo.ui.asgi_body import read_body, replaying
-from par_demo.ui.mcp_limit import MCP_BODY_LIMIT
+from par_demo.ui.guards.asgi_body import read_body, replaying
+from par_demo.ui.guards.mcp_limit import MCP_BODY_LIMIT
 
 V2_PREFIX = "/gradio_api/call/v2/"
 LARGEST_BODY = MCP_BODY_LIMIT  # a tool's picture as base64, as over MCP

@@ -10,8 +10,8 @@ import re
 import gradio as gr
 from starlette.responses import JSONResponse
 
-from par_demo.ui.asgi_body import read_body, replaying
-from par_demo.ui.body_limit import API_BODY_LIMIT
+from par_demo.ui.guards.asgi_body import read_body, replaying
+from par_demo.ui.guards.body_limit import API_BODY_LIMIT
 
 NAMED_ROUTE = re.compile(r"/gradio_api/(?:run|api|call)/([^/]+)/?$")
 QUEUE_JOIN = re.compile(r"/gradio_api/queue/join/?$")

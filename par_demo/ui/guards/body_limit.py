@@ -1,25 +1,29 @@
 """The size of a call's JSON body: Gradio reads any body whole into memory (a 100 MB one grew the
-server by over 300 MB), while the page's calls carry a few kilobytes (pictures travel as uploads,
-named by path). An ASGI layer answers a larger body with HTTP 413 before Gradio reads it; the
-routes that carry files have bounds of their own (upload_guard.py, editor_blobs.py,
-mcp_limit.py, and the keyword API's, call_v2_guard.py)."""
+server by over 300 MB). The largest a call needs is one picture as base64 for a tool
+(edit_image, dependency_map), the MCP server's own calls into the queue included; the page's
+calls carry a few kilobytes (its pictures travel as uploads, named by path). An ASGI layer
+answers a larger body with HTTP 413 before Gradio reads it; the routes that carry files have
+bounds of their own (upload_guard.py, editor_blobs.py, mcp_limit.py, and the keyword API's,
+call_v2_guard.py)."""
 from __future__ import annotations
 
 from starlette.responses import PlainTextResponse
 
-from par_demo.ui.asgi_body import drain, read_body, replaying
+from par_demo.ui.guards.asgi_body import drain, read_body, replaying
+from par_demo.ui.guards.mcp_limit import MCP_BODY_LIMIT
 
 API_PREFIX = "/gradio_api/"
-API_BODY_LIMIT = 1 << 20  # 10x the longest value the hard-use tests send
-DRAINED = 16 << 20  # a larger body is read (and dropped) before the answer, a still larger not
+API_BODY_LIMIT = MCP_BODY_LIMIT  # a 10 MB picture as base64, and the JSON around it
+DRAINED = 2 * API_BODY_LIMIT  # a larger body is read (and dropped) before the answer, a still
+# larger one is not
 OWN_BOUNDS = ("/gradio_api/upload", "/gradio_api/component_server", "/gradio_api/mcp",
               "/gradio_api/call/v2/")
 
 
 def _too_large() -> PlainTextResponse:
-    return PlainTextResponse(f"A call's body may be at most {API_BODY_LIMIT} bytes; pictures are "
-                             "uploaded (POST /gradio_api/upload) and named by path.",
-                             status_code=413)
+    return PlainTextResponse(f"A call's body may be at most {API_BODY_LIMIT} bytes: one picture "
+                             "as base64 for a tool; the page's pictures are uploaded (POST "
+                             "/gradio_api/upload) and named by path.", status_code=413)
 
 
 class ApiBodyLimit:

@@ -23,7 +23,7 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 from PIL import Image
 from starlette.responses import PlainTextResponse
 
-from par_demo.ui.asgi_body import drain
+from par_demo.ui.guards.asgi_body import drain
 from par_demo.ui.inputs import MAX_UPLOAD_BYTES
 
 log = logging.getLogger("par_demo.ui")

@@ -11,8 +11,8 @@ import gradio as gr
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
-from par_demo.ui.asgi_body import drain, read_body, replaying
-from par_demo.ui.upload_guard import UploadBudget, declared_length
+from par_demo.ui.guards.asgi_body import drain, read_body, replaying
+from par_demo.ui.guards.upload_guard import UploadBudget, declared_length
 from par_demo.ui.inputs import MAX_UPLOAD_BYTES
 
 COMPONENT_SERVER = "/gradio_api/component_server"
