@@ -8,6 +8,7 @@ import sys
 import threading
 
 from par_demo.presets import DEFAULT_MODEL
+from par_demo.ui.guards import guard_calls, http_layers, raise_transport_limit
 from par_demo.ui.inputs import MAX_UPLOAD_BYTES
 from par_demo.ui.page import CSS, KEPT, THEME, build_demo
 from par_demo.ui.machine import configure_cpu_threads
@@ -44,6 +45,7 @@ logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
 logging.getLogger("par_demo").setLevel(logging.INFO)  # runs that end early, server errors
 configure_cpu_threads(concurrency())
 demo = build_demo()
+guard_calls(demo)  # every call's inputs checked for shape before Gradio processes them
 demo.queue(default_concurrency_limit=concurrency(), max_size=int(os.environ.get("PAR_QUEUE", "32")))
 tools = build_tools()  # the MCP server's list of tools (tools_app.py); they run on the page
 
@@ -65,10 +67,13 @@ if __name__ == "__main__":
         show_error=False,
         state_session_capacity=session_capacity(),
         mcp_server=False,  # the page documents its API; /gradio_api/mcp/ is the tools' app's
-        app_kwargs=beside_the_page(tools),
+        # the tools' MCP server at the page's address, and in front of Gradio's routes the
+        # layers that answer malformed and hostile use (guards/)
+        app_kwargs={**beside_the_page(tools), "middleware": http_layers(demo)},
         max_file_size=MAX_UPLOAD_BYTES,
         enable_monitoring=False,  # Gradio's /monitoring would tell anyone the traffic figures
         prevent_thread_lock=True,
     )
+    raise_transport_limit(tools)  # the MCP server is the tools' app's
     keep_sessions(demo, KEPT)
     demo.block_thread()

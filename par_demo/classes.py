@@ -39,10 +39,10 @@ class ClassNames:
             what = unicodedata.name(foreign, "a non-ASCII numeral").lower()
             raise ClassError(f"a class index takes the digits 0-9 only, not {foreign!r} ({what})")
         if INDEX.fullmatch(text):
-            return self._in_range(int(text))
+            return self._index(text)
         head, colon, tail = text.partition(":")
         if colon and INDEX.fullmatch(head.strip()):
-            index = self._in_range(int(head))
+            index = self._index(head.strip())
             name = tail.strip()
             if name and not any(name.lower() in s for s in self.synonyms[index]):
                 raise ClassError(f"{text!r} disagrees with itself: class {index} is "
@@ -50,6 +50,12 @@ class ClassNames:
                                  "index or the name")
             return index
         return self._by_name(text)
+
+    def _index(self, digits: str) -> int:
+        """A class index written out; a sign is refused ("-0" is no class 0)."""
+        if digits.startswith("-"):
+            raise ClassError(f"class index {digits} is out of range 0..{len(self.names) - 1}")
+        return self._in_range(int(digits))
 
     def _in_range(self, index: int) -> int:
         if not 0 <= index < len(self.names):

@@ -1,18 +1,29 @@
-"""Hard use of the launched app over HTTP: several hundred malformed calls over every endpoint,
-strict booleans, Stop through the API (with or without inputs) next to the client's
-job.cancel(), concurrent clients, the upload limit and Gradio's monitoring switched off."""
+"""Hard use of the launched app over HTTP: several hundred malformed calls over every endpoint
+(values, and the shape of the call: too few or too many inputs, a picture that is no image
+editor value, a URL or a file not uploaded, an example that does not exist), strict booleans,
+Stop through the API (with or without inputs, and through /call) next to the client's
+job.cancel(), concurrent clients, the upload bounds, call bodies over 16 MB, endpoints the
+app lacks, the keyword API's refusals and Gradio's monitoring switched off."""
 from __future__ import annotations
 
+import io
 import json
 import re
+import struct
 import time
+import zlib
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import numpy as np
 import pytest
 from gradio_client import Client
 from gradio_client.utils import Status
+from PIL import Image
+
+from conftest import launched
 
 from par_demo.presets import DEFAULT_MODEL, get_preset
 from par_demo.ui.inputs import MAX_UPLOAD_BYTES
@@ -41,7 +52,7 @@ TEXT = ANYWHERE + ["", 1, 4.5, True, "no such thing"]
 UNICODE_DIGITS = ["²", "⁴", "①", "'²: heart'", "²: heart", "٤", "۴", "४", "𝟒", "４"]
 BAD = {
     "model": TEXT, "class_query": ANYWHERE + ["", "hippogriff", True, 1.5, -1, 999, 10**400]
-    + UNICODE_DIGITS + ["4: mammal", "4: hippogriff"],
+    + UNICODE_DIGITS + ["4: mammal", "4: hippogriff", "-0", "-0: smiling face"],
     "parallel": NUMBERS + TINY + [0, 2, 3, 9, 17, 4.5],
     "order": TEXT + ["spiral", "DISTANT"], "init_tokens": BOOLEANS, "cfg": NUMBERS + [20.5],
     "temperature": NUMBERS + TINY + [0, 0.01, 10.5], "top_k": NUMBERS + TINY + [VOCAB + 1, 0.5],
@@ -234,27 +245,68 @@ def test_concurrent_clients_get_the_images_of_solo_runs(app):
     assert len(set(alone)) == len(seeds)  # different seeds, different images
 
 
-def upload(url: str, size: int) -> tuple[int, str]:
-    """Gradio's /upload of one `size`-byte file: (HTTP status, body)."""
+def png_of_size(size: int, seed: int = 0) -> bytes:
+    """A PNG of exactly `size` bytes: a small picture padded with a private chunk of random
+    bytes (so that no two are alike: Gradio stores equal files once)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), "blue").save(buffer, "PNG")
+    picture = buffer.getvalue()
+    padding = np.random.default_rng(seed).bytes(size - len(picture) - 12)
+    chunk = struct.pack(">I", len(padding)) + b"prVt" + padding
+    chunk += struct.pack(">I", zlib.crc32(b"prVt" + padding))
+    return picture[:-12] + chunk + picture[-12:]  # before IEND
+
+
+def upload(url: str, data: bytes, name: str = "picture.png"):
+    """Gradio's /upload of one file: (HTTP status, body, headers (read case-blind))."""
     boundary = "par-demo-test-boundary"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
-            f"filename=\"picture.png\"\r\nContent-Type: image/png\r\n\r\n").encode()
-    body += b"\0" * size + f"\r\n--{boundary}--\r\n".encode()
+            f"filename=\"{name}\"\r\nContent-Type: image/png\r\n\r\n").encode()
+    body += data + f"\r\n--{boundary}--\r\n".encode()
     request = urllib.request.Request(f"{url}gradio_api/upload", body, {
         "Content-Type": f"multipart/form-data; boundary={boundary}"})
     try:
         with urllib.request.urlopen(request, timeout=CALL_TIMEOUT_S) as response:
-            return response.status, response.read().decode()
+            return response.status, response.read().decode(), response.headers
     except urllib.error.HTTPError as err:
-        return err.code, err.read().decode(errors="replace")
+        return err.code, err.read().decode(errors="replace"), err.headers
 
 
 def test_uploads_are_limited_to_a_picture(app):
-    status, body = upload(app.url, MAX_UPLOAD_BYTES)
+    status, body, _ = upload(app.url, png_of_size(MAX_UPLOAD_BYTES))
     assert status == 200 and body.endswith('picture.png"]')
-    status, body = upload(app.url, MAX_UPLOAD_BYTES + 1)
+    status, body, _ = upload(app.url, png_of_size(MAX_UPLOAD_BYTES + 1))
     assert status == 413
     assert body == f"File size exceeded maximum allowed size of {MAX_UPLOAD_BYTES} bytes."
+    for data, name in [(b"hello", "notes.txt"), (b"\0" * 1000, "zeros.png"),
+                       (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "drawing.svg")]:
+        status, body, _ = upload(app.url, data, name)
+        assert status == 415 and "Only pictures are kept" in body and name in body
+    stored = [p for p in (app.log.parent / "gradio").rglob("*") if p.is_file()]  # conftest
+    assert not any(p.suffix in (".txt", ".svg") or p.name == "zeros.png" for p in stored)
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def test_an_upload_flood_is_refused_and_the_folder_kept_under_its_cap(tmp_path):
+    """One client's 9 MB uploads: a budget of 45 MB in the window, a folder cap of 30 MB."""
+    with launched(tmp_path, PAR_UPLOAD_BUDGET_MB="45", PAR_UPLOAD_FOLDER_MB="30") as flooded:
+        folder = tmp_path / "gradio"
+        answers = [upload(flooded.url, png_of_size(9 << 20, seed=i)) for i in range(8)]
+        statuses = [status for status, _, _ in answers]
+        assert statuses == [200] * 4 + [429] * 4
+        status, reason, headers = answers[-1]
+        assert reason.startswith("Upload budget used: at most 45 MB per 10 minutes per client")
+        assert int(headers["Retry-After"]) > 0
+        assert folder_bytes(folder) <= 30 << 20
+        newest = Path(json.loads(answers[3][1])[0])
+        oldest = Path(json.loads(answers[0][1])[0])
+        assert newest.is_file() and not oldest.exists()  # the oldest went first
+        status, reason, _ = upload(flooded.url, b"x", "tiny.txt")
+        assert status == 415  # a few bytes still fit the budget; no picture, so not kept
+        assert "Traceback" not in flooded.log_text()
 
 
 @pytest.mark.parametrize("path", ["monitoring", "monitoring/summary", "monitoring/anything"])
@@ -264,3 +316,204 @@ def test_gradio_monitoring_is_off(app, path):
     assert refused.value.code == 403
     assert json.load(refused.value) == {"detail": "Monitoring is not enabled."}
     assert "Monitoring URL" not in app.log_text()  # its key is not printed either
+
+
+# ---------------------------------------------------------------- the shape of a call
+
+EDIT = dict(model=DEFAULT_MODEL, picture=None, region="right", class_query="heart", parallel=16,
+            order="distant", init_tokens=True, cfg=2.0, temperature=1.0, top_k=0, seed=0)
+EDIT_COMPARE = dict(model=DEFAULT_MODEL, picture=None, region="right", class_query="heart",
+                    orderings=["distant 16x", "raster 16x"], cfg=2.0, temperature=1.0, top_k=0,
+                    seed=0)
+SHAPED = ENDPOINTS | {"/edit": EDIT, "/edit_compare": EDIT_COMPARE, "/export_edit": EXPORT,
+                      "/branch": dict(step=3, seed=0), "/stop": {},
+                      "/load_example": dict(example=0), "/load_example_1": dict(example=0)}
+META = {"_type": "gradio.FileData"}
+
+
+def wrong_counts():
+    """Every endpoint with no inputs, one, and one or two more than it takes."""
+    for endpoint, good in SHAPED.items():
+        values = list(good.values())
+        for args in ([], values[:1], values + [0], values + [True, "x"]):
+            if len(args) != len(values):
+                yield endpoint, len(values), args
+
+
+def editor_values(uploaded: str) -> list:
+    """Picture payloads that are no ImageEditor value of files uploaded to this app."""
+    def file(path, **more):
+        return {"path": path, "meta": META} | more
+    return ["abc", ["a"], 3, {"background": {"path": uploaded}},  # a FileData without meta
+            {"background": file(42)}, {"background": file(uploaded), "layers": "x"},
+            {"background": file(uploaded), "layers": [None]}, {"background": [file(uploaded)]},
+            {"background": file("https://example.com/a.png")},
+            {"background": file("http://127.0.0.1:1/a.png")},
+            {"background": file(uploaded), "layers": [file("data:image/png;base64,AAAA")]},
+            {"background": file("/etc/passwd")}, {"background": file(uploaded + "/../../..")},
+            {"background": file(uploaded), "composite": file("ftp://example.com/a.png")}]
+
+
+def test_every_call_of_the_wrong_shape_is_refused_naming_its_field(client, app):
+    status, body, _ = upload(app.url, png_of_size(2000))
+    uploaded = json.loads(body)[0]
+    calls = [(e, f"takes {n} input", args) for e, n, args in wrong_counts()]
+    for endpoint, good in (("/edit", EDIT), ("/edit_compare", EDIT_COMPARE)):
+        calls += [(endpoint, "picture", list((good | {"picture": v}).values()))
+                  for v in editor_values(uploaded)]
+    calls += [(e, "example", [v]) for e in ("/load_example", "/load_example_1")
+              for v in (99, 5, -1, 1.5, "abc", None, [], {}, True, [0])]
+    url_file = {"path": "https://example.com/a.png", "meta": META}
+    calls += [("/generate", "model", list((GENERATE | {"model": url_file}).values())),
+              ("/generate", "seed", list((GENERATE | {"seed": [url_file]}).values())),
+              ("/schedule", "grid", list((SCHEDULE | {"grid": {"path": "/etc/passwd"}}).values()))]
+    assert len(calls) > 100
+    for endpoint, words, args in calls:
+        outcome, message = answer(app.url, client.session_hash, endpoint, args)
+        where = f"{endpoint} {json.dumps(args, default=str)[:160]}"
+        assert outcome == "refused", f"{where} was accepted"
+        assert words in message, f"{where}: {message[:300]}"
+        assert "server" not in message.lower() and "Traceback" not in message, where
+        assert len(message) < 700, f"{where} echoed {len(message)} characters"
+    log = app.log_text()
+    assert "Traceback" not in log and "ERROR" not in log and "example.com" not in log
+
+
+def test_small_refusals_say_what_is_accepted(client, app):
+    session = client.session_hash
+    *_, details = client.predict(*GENERATE.values(), api_name="/generate")
+    steps = details["steps"]
+    for step in (steps, steps + 1):  # the range it names is the one it accepts
+        outcome, message = answer(app.url, session, "/branch", [step, 0])
+        assert outcome == "refused" and f"step must be in 0..{steps - 1}, got {step}" in message
+    outcome, message = answer(app.url, session, "/generate",
+                              list((GENERATE | {"seed": 1e308}).values()))
+    assert "seed must be in 0..2147483647, got 1e+308" in message and "digits" not in message
+    for query in ("-0", "-00", "-0: smiling face"):
+        outcome, message = answer(app.url, session, "/generate",
+                                  list((GENERATE | {"class_query": query}).values()))
+        assert outcome == "refused" and "class" in message, query
+    fresh = Client(app.url, verbose=False).session_hash
+    outcome, message = answer(app.url, fresh, "/export_edit", [True, 100])
+    assert outcome == "refused" and "edit a picture first" in message
+
+
+def stop_through_call(url: str, session: str) -> tuple[str, list]:
+    """POST /gradio_api/call/stop, then its event's stream: (event, data) of its last event.
+    The stream must close: a read that never ends fails the test."""
+    body = json.dumps({"data": [], "session_hash": session}).encode()
+    call = f"{url}gradio_api/call/stop"
+    request = urllib.request.Request(call, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=CALL_TIMEOUT_S) as response:
+        event = json.load(response)["event_id"]
+    try:
+        with urllib.request.urlopen(f"{call}/{event}", timeout=CALL_TIMEOUT_S) as response:
+            stream = response.read().decode()
+    except TimeoutError:
+        pytest.fail(f"the stream of /call/stop never closed in {CALL_TIMEOUT_S} s")
+    kind, data = re.findall(r"^event: (\w+)\ndata: (.*)$", stream, re.M)[-1]
+    return kind, json.loads(data)
+
+
+def test_stop_through_call_answers_closes_and_the_run_result_arrives(app):
+    mine = Client(app.url, verbose=False)
+    for attempt in range(6):  # as above: a run may finish before Stop reaches it
+        job = start_long_run(mine, 20 + attempt)
+        kind, (status, details) = stop_through_call(app.url, mine.session_hash)
+        *_, final_status, final_details = job.result(timeout=CALL_TIMEOUT_S)
+        if final_details["complete"]:
+            continue
+        assert kind == "complete" and final_details["stopped"]
+        assert (status, details) == (final_status, final_details)
+        kind, (status, _) = stop_through_call(app.url, mine.session_hash)
+        assert status == "No run in progress: there was nothing to stop."
+        return
+    pytest.fail("every run finished before Stop reached it")
+
+
+@pytest.mark.parametrize("endpoint, body, status, words", [
+    ("/generate", {"model": DEFAULT_MODEL}, 404, "no endpoint of the keyword API"),
+    ("/no_such_thing", {}, 404, "no endpoint of the keyword API"),
+    ("/generate_image", [1], 422, "a JSON object of its arguments"),
+    ("/generate_image", {"class_name": "heart", "nope": 1}, 422, "takes no argument 'nope'"),
+    ("/generate_image", {"seed": 1}, 422, "needs class_name"),
+])
+def test_the_keyword_api_refuses_with_a_reason(app, endpoint, body, status, words):
+    request = urllib.request.Request(f"{app.url}gradio_api/call/v2{endpoint}",
+                                     json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=CALL_TIMEOUT_S)
+    assert refused.value.code == status and words in json.load(refused.value)["detail"]
+    assert "Traceback" not in app.log_text()
+
+
+def test_a_call_body_over_16_megabytes_is_refused_before_gradio_reads_it(app):
+    body = json.dumps({"data": ["x" * (17 << 20)] + list(GENERATE.values())[1:],
+                       "session_hash": "large"}).encode()
+    request = urllib.request.Request(f"{app.url}gradio_api/call/generate", body,
+                                     {"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=CALL_TIMEOUT_S)
+    assert refused.value.code == 413
+    assert refused.value.read().decode().startswith("A call's body may be at most 16777216 bytes")
+
+
+@pytest.mark.parametrize("route, body", [
+    ("queue/join", {"data": [], "fn_index": 999, "session_hash": "s"}),
+    ("queue/join", {"data": [], "fn_index": -1, "session_hash": "s"}),
+    ("queue/join", {"data": [], "fn_index": "1", "session_hash": "s"}),
+    ("run/no_such_thing", {"data": []}),
+    ("call/no_such_thing", {"data": []}),
+    ("run/predict", {"data": []}),
+    ("run/generate", {"data": [], "fn_index": 10**6}),
+])
+def test_a_call_to_an_endpoint_the_app_lacks_is_answered_404(app, route, body):
+    request = urllib.request.Request(f"{app.url}gradio_api/{route}", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=CALL_TIMEOUT_S)
+    detail = json.load(refused.value)["detail"]
+    assert refused.value.code == 404 and detail.startswith("the app has no endpoint")
+    assert "/generate" in detail and "Traceback" not in app.log_text()
+
+
+def editor_part(url: str, size: int = 1000, files: int = 1, **fields) -> tuple[int, str]:
+    """A call of the ImageEditor's accept_blobs (how the page sends a painted picture's parts):
+    (HTTP status, body)."""
+    with urllib.request.urlopen(f"{url}config", timeout=CALL_TIMEOUT_S) as response:
+        editor = next(c["id"] for c in json.load(response)["components"]
+                      if c.get("type") == "imageeditor")
+    fields = {"component_id": editor, "session_hash": "parts", "fn_name": "accept_blobs",
+              "type": "layer", "index": 0, "id": "abc"} | fields
+    boundary = "par-demo-test-boundary"
+    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n"
+                    f"{v}\r\n".encode() for k, v in fields.items())
+    body += b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                     f"filename=\"layer_{i}.png\"\r\nContent-Type: image/png\r\n\r\n".encode()
+                     + png_of_size(size, seed=i) + b"\r\n" for i in range(files))
+    body += f"--{boundary}--\r\n".encode()
+    request = urllib.request.Request(f"{url}gradio_api/component_server", body, {
+        "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(request, timeout=CALL_TIMEOUT_S) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace")
+
+
+@pytest.mark.parametrize("call, status, words", [
+    (dict(index=10**9), 422, "index must be a layer 0..7"),  # a list of 10**9 slots: 8 GB
+    (dict(index=-1), 422, "index must be a layer"),
+    (dict(type="everything"), 422, "type must be one of"),
+    (dict(id="x" * 65), 422, "an id of at most 64"),
+    (dict(files=2), 400, "no form of one picture part"),
+    (dict(fn_name="preprocess"), 404, "only its picture editor's accept_blobs"),
+    (dict(component_id=1), 404, "only its picture editor's accept_blobs"),
+    (dict(size=MAX_UPLOAD_BYTES + (1 << 20)), 413, "An upload takes at most"),
+])
+def test_the_editors_parts_are_bounded_like_uploads(app, call, status, words):
+    assert editor_part(app.url) == (200, "null")  # the page's own call
+    got, body = editor_part(app.url, **call)
+    assert got == status and words in body, body
+    assert "Traceback" not in app.log_text()

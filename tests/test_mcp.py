@@ -372,3 +372,24 @@ def test_tool_calls_wait_for_the_same_slots_as_the_pages_runs(app):
     assert max(ranks) >= 1, "the visitor's run never waited behind the tool calls"
     assert all(not r.isError for r in results)
     assert visitor.result()[-1]["complete"]
+
+
+def test_a_picture_up_to_the_limit_reaches_the_tool_and_a_larger_one_is_a_tool_error(app):
+    """The request limit (16 MB) carries a 10 MB picture as base64; over it, the call is a tool
+    error naming the argument, and the client's session goes on."""
+    def oversize(megabytes: float) -> str:
+        return "data:image/png;base64," + "A" * int(megabytes * 2**20)
+
+    async def work(session):
+        base = {"region": "left", "class_name": "heart"}
+        reached = await session.call_tool("edit_image", base | {"image": oversize(14)})
+        refused = await session.call_tool("edit_image", base | {"image": oversize(20)})
+        after = await session.call_tool("schedule_figure", {"grid": 8})
+        return reached, refused, after
+
+    reached, refused, after = on_server(app, work)
+    assert error_text(reached) == "image: the file is larger than 10 MB"  # the tool's own check
+    message = error_text(refused)
+    assert message.startswith("image: the call is 20.0 MB, over the 16 MB an MCP call may carry")
+    assert "at most 10 MB" in message
+    assert report(after)["steps"] > 0

@@ -34,7 +34,7 @@ def plan_branch_request(record, step, seed) -> EditRunPlan:
     if not isinstance(record, RunRecord) or not record.complete:
         fail(NO_RUN, title="No finished run")
     preset = usable_preset(record.model)
-    steps_done = number(step, "step", 0, record.num_steps, integer=True)
+    steps_done = number(step, "step", 0, record.num_steps - 1, integer=True)
     seed = number(seed, "seed", *SEED_RANGE, integer=True)
     tokens = record.tokens[max(steps_done - 1, 0)].astype(np.int64)
     edit_plan = plan_branch(preset, record.schedule, tokens, steps_done)

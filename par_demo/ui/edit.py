@@ -168,7 +168,7 @@ def edit(model, picture, region, class_name, parallel, order, init_tokens, cfg, 
 @friendly
 def export_edit_files(record, overlay, frame_ms, request: gr.Request = None) -> w.ExportOut:
     """GIF and MP4 of the last edit."""
-    require_run(record)
+    require_run(record, "edit a picture first")
     overlay, frame_ms = boolean(overlay, "overlay"), checked_frame_ms(frame_ms)
     done = export_run(record, overlay, frame_ms, w.session_of(request))
     note = (f"{w.frames_text(done, 'step')}, {frame_ms} ms each, "

@@ -52,10 +52,9 @@ def _write(frames: Sequence[np.ndarray], folder: Path, name: str, frame_ms: int,
     return Exported(gif, mp4, len(frames), steps)
 
 
-def require_run(record: RunRecord | None) -> RunRecord:
+def require_run(record: RunRecord | None, first: str = "generate an image first") -> RunRecord:
     if record is None or not record.tokens:
-        fail("generate an image first; its animation is what gets exported",
-             title="Nothing to export")
+        fail(f"{first}; its animation is what gets exported", title="Nothing to export")
     return record
 
 

@@ -54,13 +54,11 @@ def number(value, name: str, lo: float, hi: float, integer: bool = False):
         fail(f"{name} must be {kind} in {span}, got {shown(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         fail(f"{name} must be a finite number in {span}, got {shown(value)}")
-    if integer and isinstance(value, float):
-        if not value.is_integer():
-            fail(f"{name} must be a whole number in {span}, got {shown(value)}")
-        value = int(value)
-    if not lo <= value <= hi:  # exact for ints of any size: no float conversion
-        fail(f"{name} must be in {span}, got {shown(value)}")
-    return value
+    if integer and isinstance(value, float) and not value.is_integer():
+        fail(f"{name} must be a whole number in {span}, got {shown(value)}")
+    if not lo <= value <= hi:  # exact for ints of any size and floats: no conversion
+        fail(f"{name} must be in {span}, got {shown(value)}")  # quoted as sent: 1e+308
+    return int(value) if integer else value
 
 
 def boolean(value, name: str) -> bool:
