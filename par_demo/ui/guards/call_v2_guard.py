@@ -1,8 +1,8 @@
 """Gradio's keyword API (POST /gradio_api/call/v2/<endpoint>, arguments by name) answered with a
 reason where Gradio would fail with a traceback and "Internal Server Error": an endpoint it does
-not list (the page's own endpoints are undocumented: they take /gradio_api/call/<endpoint> with
-a list of values), a body that is no JSON object, an argument the endpoint does not take, or a
-required one left out. Calls that pass go on to Gradio unchanged."""
+not list (the MCP tools are the tools' app's, not the page's), a body that is no JSON object, an
+argument the endpoint does not take, or a required one left out. Calls that pass go on to Gradio
+unchanged."""
 from __future__ import annotations
 
 import json
@@ -48,8 +48,7 @@ class CallV2Guard:
         info = self.endpoints().get(name)
         if info is None:
             return _refused(404, f"{name} is no endpoint of the keyword API (/call/v2): it "
-                                 f"serves {', '.join(self.endpoints())}; the page's endpoints "
-                                 f"take POST /gradio_api/call{name} with a list of values")
+                                 f"serves {', '.join(self.endpoints())}")
         if too_large:
             return _refused(413, f"the call is larger than {LARGEST_BODY >> 20} MB")
         try:
