@@ -51,7 +51,7 @@ def test_api_lists_the_named_endpoints(app):
 
 PARAMETERS = {  # what view_api names, in the order of a positional call
     "/generate": ["model", "class_name", "parallel", "order", "init_tokens", "cfg",
-                  "temperature", "top_k", "seed"],
+                  "temperature", "top_k", "seed", "window", "steps"],
     "/compare": ["model", "class_name", "orderings", "overlay", "cfg", "temperature", "top_k",
                  "seed"],
     "/edit": ["model", "picture", "region", "class_name", "parallel", "order", "init_tokens",
@@ -142,7 +142,7 @@ def test_compare_table_matches_the_schedules(client):
 
 @pytest.mark.parametrize("args, message", [
     (gen_args(klass="hippogriff"), "no class is called 'hippogriff'"),
-    (gen_args(klass="999"), "out of range"),
+    (gen_args(klass="99999"), "out of range"),
     (gen_args(temperature=0), "temperature must be in 0.05..10, got 0"),
     (gen_args(cfg=-1), "guidance scale must be in 0..20, got -1"),
     (gen_args(top_k=-3), f"top-k must be in 0..{VOCAB}, got -3"),
