@@ -51,7 +51,7 @@ class ModelPreset:
     runs: ScheduleSpec | None  # the one schedule it was trained for; None: any schedule
     sampling: SamplingConfig = field(default_factory=SamplingConfig)  # paper defaults
     description: str = ""
-    large: bool = False  # needs a GPU to be usable interactively
+    large: bool = False  # a released model: a GPU when there is one, else the CPU, slowly
 
     @property
     def image_size(self) -> int:

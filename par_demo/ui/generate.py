@@ -14,9 +14,11 @@ import gradio as gr
 from par_demo.presets import DEFAULT_MODEL, get_preset
 from par_demo.ui import views, widgets as w
 from par_demo.ui.errors import fail, friendly
+from par_demo.ui.costs import CPU_COSTS
 from par_demo.ui.export import export_run, require_run
 from par_demo.ui.inputs import (GENERATE_ORDERS, PARALLEL_CHOICES, boolean,
                                 frame_ms as checked_frame_ms, number, plan_run, run_schedule)
+from par_demo.ui.machine import availability
 from par_demo.ui.runs import RunRecord, RunViews, generation_stream, replay_views
 from par_demo.ui.session import RUNS, stoppable
 
@@ -103,8 +105,10 @@ def generate(model, class_query, parallel, order, init_tokens, cfg, temperature,
     started = time.perf_counter()
     timings = dict(timings or {})
     baseline = timings.get(plan.model)
+    estimate = cpu_estimate(plan.model)
+    expected = f" (about {estimate:.0f} s on this CPU)" if estimate else ""
     yield GenerateOut(status=f"Starting {plan.schedule.spec.label} for {plan.class_label}, "
-                      f"seed {plan.config.seed} …", timings=timings)
+                      f"seed {plan.config.seed}{expected} …", timings=timings)
     with closing(stoppable(generation_stream(plan), w.session_of(request))) as frames:
         for (record, pictures), stopped in frames:
             if stopped:
@@ -112,17 +116,25 @@ def generate(model, class_query, parallel, order, init_tokens, cfg, temperature,
                 yield GenerateOut(pictures, report.status, report.details, record, timings)
             else:
                 yield _frame(plan, record, pictures, baseline, timings,
-                             time.perf_counter() - started)
+                             time.perf_counter() - started, estimate)
+
+
+def cpu_estimate(model: str) -> float | None:
+    """The image time a released model's CPU run is expected to take; None off the CPU path."""
+    state = availability()[get_preset(model).name]
+    return CPU_COSTS.cost(state.preset).image_seconds if state.on_cpu else None
 
 
 def _frame(plan, record: RunRecord, pictures: RunViews, baseline, timings,
-           wall: float) -> GenerateOut:
+           wall: float, estimate: float | None) -> GenerateOut:
     schedule = plan.schedule
     if record.complete:
         if schedule.spec.parallel == 1:
             timings[plan.model] = record.elapsed
+        if estimate:
+            CPU_COSTS.remember_run(get_preset(plan.model), record.elapsed)
         status = views.done_line(schedule, record.elapsed, baseline, wall, record.device,
-                                 record.cold) + f" · seed {record.config.seed}"
+                                 record.cold, estimate) + f" · seed {record.config.seed}"
     else:
         status = views.live_line(schedule, record.steps_done - 1, record.step_seconds[-1],
                                  record.elapsed)
