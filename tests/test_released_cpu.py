@@ -3,14 +3,20 @@ the run format without a second copy, and the bf16 format's greedy tokens agains
 golden cases."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from par_demo.checkpoints import load_model
 from par_demo.models.fast import FastDecoder, stacked_rows
 from par_demo.models.slots import slot_layout
-from par_demo.models.transformer import Transformer
+from par_demo.models.transformer import ModelArgs, Transformer
 from par_demo.models.weight_format import CPU_FORMATS, fastest_cpu_format, weight_bytes
 from par_demo.orders import build_schedule
 from par_demo.presets import get_preset
@@ -21,6 +27,7 @@ from support import (INDEX, TRANSFORMER_CASES, HubCache, golden_expected, golden
                      golden_weights, tiny_released_preset)
 
 REPO = "test-org/PAR-tiny"
+ROOT = Path(__file__).resolve().parents[1]
 GUIDANCE = (1.0, 1.5)
 BF16_TEACHER_FORCED_SHARE = 0.95  # measured: 0.969 (LlamaGen tiny, guided) to 1.0 per case
 
@@ -155,3 +162,60 @@ def test_the_status_line_compares_the_estimate_with_the_run():
     line = views.done_line(schedule, 18.0, None, 20.0, "cpu (test)", False, estimate=15.0)
     assert "estimated 15.0 s before the run, took 18.0 s (1.20× the estimate)" in line
     assert "estimated" not in views.done_line(schedule, 18.0, None, 20.0, "cpu (test)", False)
+
+
+LOAD_AND_REPORT = """
+import sys, torch
+from dataclasses import replace
+from pathlib import Path
+from par_demo.checkpoints import load_transformer
+from par_demo.models.transformer import ModelArgs, Transformer
+from par_demo.presets import get_preset
+
+def memory(field):
+    return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
+                if line.startswith(field + ":"))
+
+preset = replace(get_preset("PAR-XL-4x"), args=ModelArgs(**eval(sys.argv[2])))
+with torch.device("meta"):  # the first meta model imports 80 MB of torch's code: not weights
+    Transformer(preset.args)
+open("/proc/self/clear_refs", "w").write("5")  # the peak (VmHWM) restarts from here
+before = memory("VmRSS")
+model = load_transformer(preset, Path(sys.argv[1]), dtype=torch.bfloat16)
+print(memory("VmHWM") - before)
+"""
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_loading_holds_the_file_and_the_run_format_never_a_second_fp32_copy(tmp_path, suffix):
+    """In a fresh process, the peak memory while loading a 112 MB fp32 checkpoint into bf16:
+    at most the file (mapped, or read a tensor at a time) plus the bf16 weights, with 16 MB to
+    spare; a second fp32 copy would add 112 MB."""
+    config = dict(dim=512, n_layer=7, n_head=8, vocab_size=4096, grid=8, num_classes=10,
+                  num_fillers=3)
+    model = Transformer(ModelArgs(**config)).init_weights(torch.Generator().manual_seed(0))
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    path = tmp_path / f"mid{suffix}"
+    if suffix == ".pt":
+        torch.save({"model": state}, path)
+    else:
+        save_file(state, str(path))
+    bf16_bytes = sum(v.numel() for v in state.values()) * 2
+    del model, state
+    out = subprocess.run([sys.executable, "-c", LOAD_AND_REPORT, str(path), repr(config)],
+                         capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr
+    peak = int(out.stdout.split()[-1])
+    assert peak <= path.stat().st_size + bf16_bytes + (16 << 20), peak
+
+
+def test_the_fast_step_reads_the_loaded_weights_without_a_fused_copy(hub):
+    model = load_model(tiny_released_preset("PAR-XL-4x", "par_tiny_4x", REPO),
+                       dtype=torch.bfloat16, cache_dir=hub.root).transformer
+    decoder = FastDecoder(model, rows=2, length=64)
+    for block, weights in zip(model.layers, decoder.layers):
+        w13 = weights["w13"]
+        assert w13.untyped_storage().data_ptr() == block.feed_forward.w1.weight.untyped_storage().data_ptr()
+        assert torch.equal(w13, torch.cat([block.feed_forward.w1.weight,
+                                           block.feed_forward.w3.weight]))
