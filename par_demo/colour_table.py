@@ -27,7 +27,8 @@ from par_demo.models.vq import VQModel
 class ColourTableConfig:
     grid: int = 8  # tokens per side of the random grids decoded (edges are a small share)
     samples_per_code: int = 4  # patches averaged per code where the budget allows
-    max_patches: int = 4096  # decoding budget: ~40 s of VQ-16 on one CPU thread
+    max_patches: int = 1536  # decoding budget: VQ-16 decodes a patch in ~18 ms on one CPU
+    # thread, so ~30 s once per machine (the rest fitted); the emoji tokenizer's 4096 in ~1 s
     batch: int = 4  # grids per decode
     seed: int = 0
 

@@ -16,6 +16,7 @@ from par_demo.preview import MASK_DARK, MASK_LIGHT, colour_preview
 from support import golden_vq_args, golden_weights
 
 FULL = ColourTableConfig(grid=6, samples_per_code=6, max_patches=10_000)
+TRAINED = ColourTableConfig(max_patches=4096)  # every one of the 1024 codes 4 times
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def test_the_preview_of_real_pictures_is_closer_to_the_decoder_than_their_averag
     """Held-out emoji's codes: measured 43 units of mean error against 56 for the pictures'
     average colour (random contexts wash a code's colour out; a code's mean over real pictures
     would do better, 16)."""
-    table = measure_table(trained, ColourTableConfig())
+    table = measure_table(trained, TRAINED)
     grids = np.load(ASSETS / "heldout_codes.npz")["codes"][:64].reshape(-1, 16, 16)
     truth = decoded_patch_means(trained, grids.astype(np.int64))
     preview = table[grids].astype(np.float64)
@@ -66,7 +67,7 @@ def test_the_preview_of_real_pictures_is_closer_to_the_decoder_than_their_averag
 
 
 def test_codes_beyond_the_budget_are_fitted_from_their_code_vectors(trained):
-    full = measure_table(trained, ColourTableConfig()).astype(np.float64)
+    full = measure_table(trained, TRAINED).astype(np.float64)
     small = ColourTableConfig(samples_per_code=1, max_patches=512)  # half the codes
     covered = np.zeros(trained.args.codebook_size, bool)
     covered[_code_grids(trained.args.codebook_size, small).reshape(-1)] = True

@@ -21,7 +21,7 @@ from par_demo.models.weight_format import CPU_FORMATS, fastest_cpu_format, weigh
 from par_demo.orders import build_schedule
 from par_demo.presets import get_preset
 from par_demo.ui import views
-from par_demo.ui.costs import CpuCosts, step_rows
+from par_demo.cpu_cost import CpuCosts, step_rows
 from par_demo.ui.machine import check_availability
 from support import (INDEX, TRANSFORMER_CASES, HubCache, golden_expected, golden_spec,
                      golden_weights, tiny_released_preset)
@@ -219,3 +219,38 @@ def test_the_fast_step_reads_the_loaded_weights_without_a_fused_copy(hub):
         assert w13.untyped_storage().data_ptr() == block.feed_forward.w1.weight.untyped_storage().data_ptr()
         assert torch.equal(w13, torch.cat([block.feed_forward.w1.weight,
                                            block.feed_forward.w3.weight]))
+
+
+def test_a_released_layout_model_streams_on_the_cpu_through_the_app(hub, tmp_path, monkeypatch):
+    """The Generate callback with a tiny PAR-4x in the official layout, found in the local hub
+    cache on a machine without a GPU: live frames from the colour table (flat cells), the last
+    one decoded, the status line with the estimate and the time it took."""
+    import huggingface_hub.constants as hub_constants
+    from par_demo import presets
+    from par_demo.ui import generate as gen, machine
+    from par_demo.ui.runs import RunViews, live_colours
+
+    preset = tiny_released_preset("PAR-XL-4x", "par_tiny_4x", REPO)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(hub.root))
+    monkeypatch.setenv("PAR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(presets.PRESETS, preset.name, preset)
+    monkeypatch.setattr(machine, "gpu_available", lambda: False)  # the machine, not the code
+    machine.availability.cache_clear()
+    try:
+        outs = list(gen.generate(preset.name, "1", 4, "distant", True, 1.5, 1.0, 0, 3, {}))
+    finally:
+        machine.availability.cache_clear()
+    assert machine.MODELS.get(preset.name, "cpu").transformer.output.weight.dtype in CPU_FORMATS
+    assert "on this CPU" in outs[0].status
+    last = outs[-1]
+    assert last.run.complete and last.run.device.startswith("cpu")
+    assert "estimated" in last.status and "before the run, took" in last.status
+    table = live_colours(machine.MODELS.get(preset.name, "cpu"))
+    frames = [out.pictures.image for out in outs if isinstance(out.pictures, RunViews)]
+    cell = frames[0].shape[0] // 8
+    cells = frames[0].reshape(8, cell, 8, cell, 3)
+    first_token = last.run.tokens[0]
+    row, col = divmod(int(np.flatnonzero(first_token >= 0)[0]), 8)
+    assert (cells[row, :, col] == table[first_token[row * 8 + col]]).all()  # a flat table cell
+    final = frames[-1].reshape(8, cell, 8, cell, 3)
+    assert final.std(axis=(1, 3)).max() > 0  # decoded: the cells have texture

@@ -11,10 +11,10 @@ from typing import Any
 
 import gradio as gr
 
+from par_demo.cpu_cost import CPU_COSTS
 from par_demo.presets import DEFAULT_MODEL, get_preset
 from par_demo.ui import views, widgets as w
 from par_demo.ui.errors import fail, friendly
-from par_demo.ui.costs import CPU_COSTS
 from par_demo.ui.export import export_run, require_run
 from par_demo.ui.inputs import (GENERATE_ORDERS, PARALLEL_CHOICES, boolean,
                                 frame_ms as checked_frame_ms, number, plan_run, run_schedule)

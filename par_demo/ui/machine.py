@@ -21,8 +21,9 @@ import torch
 from spaces.config import Config as SpacesConfig
 
 from par_demo.checkpoints import LoadedModel, load_model, local_weight_file
+from par_demo.colour_table import COLOUR_TABLES
 from par_demo.presets import PRESETS, ModelPreset, get_preset
-from par_demo.ui.costs import CPU_COSTS
+from par_demo.cpu_cost import CPU_COSTS, run_dtype
 
 gpu = spaces.GPU  # returns the function unchanged unless the app runs on ZeroGPU
 
@@ -155,16 +156,6 @@ def availability() -> dict[str, Availability]:
     return {name: check_availability(p) for name, p in PRESETS.items()}
 
 
-def run_dtype(preset: ModelPreset, device: str) -> torch.dtype:
-    """The weight format of a run: bf16 for released models on a GPU that has it (as the
-    official sampling code), the format measured fastest on a CPU; fp32 for the small models."""
-    if not preset.large:
-        return torch.float32
-    if device == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return CPU_COSTS.cost(preset).dtype
-
-
 class ModelCache:
     """Loaded models per (preset, device); loading is serialised, runs share the weights."""
 
@@ -184,8 +175,11 @@ class ModelCache:
         with self._lock:
             if key not in self._models:
                 # download=False: start-up decided availability from local files; never fetch here
-                self._models[key] = load_model(preset, device=device,
-                                               dtype=run_dtype(preset, device), download=False)
+                loaded = load_model(preset, device=device, dtype=run_dtype(preset, device),
+                                    download=False)
+                if preset.large:  # measured (or read from disk) with the load, not mid-run
+                    COLOUR_TABLES.table(loaded.tokenizer)
+                self._models[key] = loaded
             return self._models[key]
 
 

@@ -1,6 +1,7 @@
-"""What a released model's image costs on this CPU: first from its matrix products measured here
-(models/weight_format.py, at the shapes and rows of the model's own schedule), then from the
-model time of its last complete run here, remembered for the rest of the process."""
+"""What a released model's image costs on this CPU and the weight format it runs in: first from
+its matrix products measured here (models/weight_format.py, at the shapes and rows of the
+model's own schedule), then from the model time of its last complete run here, remembered for
+the rest of the process."""
 from __future__ import annotations
 
 import threading
@@ -66,3 +67,13 @@ def _format_name(dtype: torch.dtype) -> str:
 
 
 CPU_COSTS = CpuCosts()
+
+
+def run_dtype(preset: ModelPreset, device: str) -> torch.dtype:
+    """The weight format of a run: bf16 for released models on a GPU that has it (as the
+    official sampling code), the format measured fastest on a CPU; fp32 for the small models."""
+    if not preset.large:
+        return torch.float32
+    if torch.device(device).type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return CPU_COSTS.cost(preset).dtype
