@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from par_demo.models.weight_format import CPU_FORMATS, fastest_cpu_format, weigh
 from par_demo.orders import build_schedule
 from par_demo.presets import get_preset
 from par_demo.ui import views
+from par_demo.ui.cpu_lane import CPU_LANE, CpuLane
 from par_demo.cpu_cost import CpuCosts, step_rows
 from par_demo.ui.machine import check_availability
 from support import (INDEX, TRANSFORMER_CASES, HubCache, golden_expected, golden_spec,
@@ -236,9 +238,17 @@ def test_a_released_layout_model_streams_on_the_cpu_through_the_app(hub, tmp_pat
     monkeypatch.setitem(presets.PRESETS, preset.name, preset)
     monkeypatch.setattr(machine, "gpu_available", lambda: False)  # the machine, not the code
     machine.availability.cache_clear()
+    ahead = CPU_LANE.join()  # another released-model run holds the CPU
     try:
-        outs = list(gen.generate(preset.name, "1", 4, "distant", True, 1.5, 1.0, 0, 3, {}))
+        run = gen.generate(preset.name, "1", 4, "distant", True, 1.5, 1.0, 0, 3, {})
+        waiting = next(run)
+        assert waiting.status.startswith("Waiting for the CPU: 1 released-model run ahead")
+        CPU_LANE.leave(ahead)
+        ahead = None
+        outs = list(run)
     finally:
+        if ahead is not None:
+            CPU_LANE.leave(ahead)
         machine.availability.cache_clear()
     assert machine.MODELS.get(preset.name, "cpu").transformer.output.weight.dtype in CPU_FORMATS
     assert "on this CPU" in outs[0].status
@@ -254,3 +264,14 @@ def test_a_released_layout_model_streams_on_the_cpu_through_the_app(hub, tmp_pat
     assert (cells[row, :, col] == table[first_token[row * 8 + col]]).all()  # a flat table cell
     final = frames[-1].reshape(8, cell, 8, cell, 3)
     assert final.std(axis=(1, 3)).max() > 0  # decoded: the cells have texture
+
+
+def test_the_cpu_lane_runs_one_at_a_time_in_arrival_order():
+    lane = CpuLane()
+    first, second, third = lane.join(), lane.join(), lane.join()
+    assert [lane.position(t) for t in (first, second, third)] == [0, 1, 2]
+    threading.Timer(0.05, lane.leave, [first]).start()
+    assert lane.wait(third, timeout=30) == 1  # woken by the change, not the timeout
+    lane.leave(second)
+    assert lane.position(third) == 0
+    lane.leave(third)

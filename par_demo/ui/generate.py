@@ -4,7 +4,7 @@ they update)."""
 from __future__ import annotations
 
 import time
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -14,6 +14,7 @@ import gradio as gr
 from par_demo.cpu_cost import CPU_COSTS
 from par_demo.presets import DEFAULT_MODEL, get_preset
 from par_demo.ui import views, widgets as w
+from par_demo.ui.cpu_lane import CPU_LANE
 from par_demo.ui.errors import fail, friendly
 from par_demo.ui.export import export_run, require_run
 from par_demo.ui.inputs import (GENERATE_ORDERS, PARALLEL_CHOICES, boolean,
@@ -107,16 +108,28 @@ def generate(model, class_query, parallel, order, init_tokens, cfg, temperature,
     baseline = timings.get(plan.model)
     estimate = cpu_estimate(plan.model)
     expected = f" (about {estimate:.0f} s on this CPU)" if estimate else ""
-    yield GenerateOut(status=f"Starting {plan.schedule.spec.label} for {plan.class_label}, "
-                      f"seed {plan.config.seed}{expected} …", timings=timings)
-    with closing(stoppable(generation_stream(plan), w.session_of(request))) as frames:
-        for (record, pictures), stopped in frames:
-            if stopped:
-                report = stop_report(record)
-                yield GenerateOut(pictures, report.status, report.details, record, timings)
-            else:
-                yield _frame(plan, record, pictures, baseline, timings,
-                             time.perf_counter() - started, estimate)
+    ticket = CPU_LANE.join() if estimate else None  # released models on a CPU: one at a time
+    try:
+        position = 0 if ticket is None else CPU_LANE.position(ticket)
+        while position:
+            yield GenerateOut(status=f"Waiting for the CPU: {position} released-model "
+                              f"run{'s' if position > 1 else ''} ahead of yours (one runs at a "
+                              "time, on every core) …", timings=timings)
+            position = CPU_LANE.wait(ticket, timeout=1.0)
+        yield GenerateOut(status=f"Starting {plan.schedule.spec.label} for {plan.class_label}, "
+                          f"seed {plan.config.seed}{expected} …", timings=timings)
+        with CPU_LANE.all_cores() if ticket is not None else nullcontext(), \
+                closing(stoppable(generation_stream(plan), w.session_of(request))) as frames:
+            for (record, pictures), stopped in frames:
+                if stopped:
+                    report = stop_report(record)
+                    yield GenerateOut(pictures, report.status, report.details, record, timings)
+                else:
+                    yield _frame(plan, record, pictures, baseline, timings,
+                                 time.perf_counter() - started, estimate)
+    finally:
+        if ticket is not None:
+            CPU_LANE.leave(ticket)
 
 
 def cpu_estimate(model: str) -> float | None:
