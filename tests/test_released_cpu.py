@@ -122,13 +122,17 @@ def test_loading_in_bf16_converts_every_weight_and_packs_the_feed_forward(hub):
         assert torch.equal(ff.w3.weight, reference[key].to(torch.bfloat16))
 
 
+NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
 def _teacher_forced_share(model, case: str, cfg: float) -> float:
     """Share of the golden greedy tokens the model picks when fed the golden tokens before
     them (each step's choice alone, not the drift of a free run)."""
     schedule = build_schedule(golden_spec(case))
     layout = slot_layout(schedule)
-    expected = golden_expected(case)[f"greedy_cfg{cfg}_raster"]
-    cond = torch.tensor([1, 7])
+    device = model.output.weight.device
+    expected = golden_expected(case)[f"greedy_cfg{cfg}_raster"].to(device)
+    cond = torch.tensor([1, 7], device=device)
     if cfg > 1:
         cond = torch.cat([cond, torch.full_like(cond, model.args.num_classes)])
     step = FastDecoder(model, len(cond), layout.kind.size).run(layout, cond)
@@ -144,9 +148,11 @@ def _teacher_forced_share(model, case: str, cfg: float) -> float:
     return torch.cat(agree).float().mean().item()
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=NEEDS_CUDA)])
 @pytest.mark.parametrize("cfg", GUIDANCE)
 @pytest.mark.parametrize("case", list(TRANSFORMER_CASES))
-def test_bf16_picks_fp32s_greedy_tokens_on_the_golden_cases(case, cfg):
+def test_bf16_picks_fp32s_greedy_tokens_on_the_golden_cases(case, cfg, device):
+    """The CPU's run format on the same tokens as fp32; on CUDA too (benchmarks/gpu_check.sh)."""
     base = {"par_tiny_4x": "PAR-XL-4x", "par_tiny_16x": "PAR-3B-16x",
             "llamagen_tiny_1x": "LlamaGen-XL"}[case]
     preset = tiny_released_preset(base, case, REPO)
@@ -154,7 +160,7 @@ def test_bf16_picks_fp32s_greedy_tokens_on_the_golden_cases(case, cfg):
     for dtype in (torch.float32, torch.bfloat16):
         model = Transformer(preset.args)
         model.load_state_dict(golden_weights(case))
-        shares[dtype] = _teacher_forced_share(model.to(dtype).eval(), case, cfg)
+        shares[dtype] = _teacher_forced_share(model.to(device, dtype).eval(), case, cfg)
     assert shares[torch.float32] == 1.0
     assert shares[torch.bfloat16] >= BF16_TEACHER_FORCED_SHARE, shares
 
