@@ -22,8 +22,9 @@ from spaces.config import Config as SpacesConfig
 
 from par_demo.checkpoints import LoadedModel, load_model, local_weight_file
 from par_demo.colour_table import COLOUR_TABLES
-from par_demo.presets import PRESETS, ModelPreset, get_preset
 from par_demo.cpu_cost import CPU_COSTS, run_dtype
+from par_demo.presets import PRESETS, ModelPreset, get_preset
+from par_demo.ui.cpu_lane import CPU_LANE
 
 gpu = spaces.GPU  # returns the function unchanged unless the app runs on ZeroGPU
 
@@ -146,7 +147,8 @@ def check_availability(preset: ModelPreset, gpu: bool | None = None,
         return Availability(preset, f"{f.filename} is not on this machine; {f.fetch_hint}")
     on_cpu = preset.large and not (gpu_available() if gpu is None else gpu)
     if on_cpu:
-        CPU_COSTS.cost(preset)
+        with CPU_LANE.all_cores():  # the threads its runs will have (cpu_lane.py)
+            CPU_COSTS.cost(preset)
     return Availability(preset, None, on_cpu)
 
 
