@@ -95,26 +95,29 @@ def read_bandwidth(gib: float = 0.5, repeats: int = 3) -> float:
 
 
 @torch.inference_mode()
-def step_seconds(model: Transformer, parallel: int, repeats: int) -> list[float]:
-    """Seconds of guided steps of `parallel` tokens at half the cache: the forward, guidance
-    and sampling over the vocabulary, as the step loop takes them."""
+def step_seconds(model: Transformer, repeats: int) -> dict[int, list[float]]:
+    """Seconds of guided steps of 1, 4 and 16 tokens at half the cache: the forward, guidance
+    and sampling over the vocabulary, as the step loop takes them. The sizes take turns within
+    each repeat, so a change in the machine's load hits all of them."""
     a = model.args
     decoder = FastDecoder(model, rows=2, length=a.grid * a.grid + 1)
     dtype = model.output.weight.dtype
     start = a.grid * a.grid // 2
     gen = torch.Generator().manual_seed(0)
     config = SamplingConfig(cfg_scale=1.5)
-    h = torch.randn(2, parallel, a.dim, generator=gen).to(dtype)
-    cos, sin = torch.ones(parallel, 3 * a.dim), torch.zeros(parallel, 3 * a.dim)
-    times = []
-    for _ in range(repeats + 1):  # the first touches the weights and picks the kernels
-        t0 = time.perf_counter()
-        logits = decoder.forward(h, cos, sin, start, parallel)
-        cond, uncond = logits.chunk(2)
-        pick_tokens((uncond + (cond - uncond) * config.cfg_scale).reshape(parallel, -1), config,
-                    gen)
-        times.append(time.perf_counter() - t0)
-    return times[1:]
+    times: dict[int, list[float]] = {n: [] for n in PARALLEL}
+    for repeat in range(repeats + 1):  # the first touches the weights and picks the kernels
+        for n in PARALLEL:
+            h = torch.randn(2, n, a.dim, generator=gen).to(dtype)
+            cos, sin = torch.ones(n, 3 * a.dim), torch.zeros(n, 3 * a.dim)
+            t0 = time.perf_counter()
+            logits = decoder.forward(h, cos, sin, start, n)
+            cond, uncond = logits.chunk(2)
+            pick_tokens((uncond + (cond - uncond) * config.cfg_scale).reshape(n, -1), config,
+                        gen)
+            if repeat:
+                times[n].append(time.perf_counter() - t0)
+    return times
 
 
 def image_seconds(name: str, per_parallel: dict[int, float]) -> float:
@@ -136,8 +139,7 @@ def bench_model(name: str, dtype_name: str, bandwidth: float, repeats: int) -> d
            "weights_gb": round(weight_bytes(model.args, dtype) / 1e9, 3),
            "floor_ms": round(floor * 1000, 1), "build_s": round(build, 1), "steps": {}}
     medians = {}
-    for n in PARALLEL:
-        times = step_seconds(model, n, repeats)
+    for n, times in step_seconds(model, repeats).items():
         matmul = step_matmul_seconds(model.args, 2 * n, dtype, threads)
         medians[n] = statistics.median(times)
         row["steps"][f"{n}x"] = {
@@ -147,6 +149,10 @@ def bench_model(name: str, dtype_name: str, bandwidth: float, repeats: int) -> d
             "matmul_ms": round(matmul * 1000, 1),
             "beyond_matmul": round(medians[n] / matmul - 1, 2)}
     row["image_s"] = round(image_seconds(name, medians), 1)
+    if get_preset(name).args.dim == get_preset("LlamaGen-XL").args.dim == 1280:
+        # PAR-XL-4x and LlamaGen-XL share the XL shapes: both images from these same steps
+        row["llamagen_over_par_xl_same_steps"] = round(
+            image_seconds("LlamaGen-XL", medians) / image_seconds("PAR-XL-4x", medians), 2)
     return row
 
 
@@ -227,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--formats", default="bf16,fp32")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--no-decode", action="store_true",
+                   help="skip the preview, final-decode and colour-table timings (minutes)")
     p.add_argument("--end-to-end", metavar="MODEL", help="run the command line on one model")
     p.add_argument("--json", help="also write the results here")
     a = p.parse_args(argv)
@@ -249,16 +257,19 @@ def main(argv: list[str] | None = None) -> int:
                 results["rows"].append(row)
                 steps = " · ".join(f"{k} {v['ms']} ms ({v['x_floor']}x floor, matmul "
                                    f"{v['matmul_ms']})" for k, v in row["steps"].items())
+                same = row.get("llamagen_over_par_xl_same_steps")
                 print(f"{m} {f}: floor {row['floor_ms']} ms · {steps} · image "
-                      f"{row['image_s']} s", flush=True)
+                      f"{row['image_s']} s" + (f" · LlamaGen-XL / PAR-XL-4x image from these "
+                                               f"steps {same}" if same else ""), flush=True)
         images = {(r["model"], r["format"]): r["image_s"] for r in results["rows"]}
         for f in a.formats.split(","):
             if ("LlamaGen-XL", f) in images and ("PAR-XL-4x", f) in images:
                 ratio = images[("LlamaGen-XL", f)] / images[("PAR-XL-4x", f)]
                 results[f"llamagen_over_par_xl_{f}"] = round(ratio, 2)
                 print(f"{f}: LlamaGen-XL image / PAR-XL-4x image = {ratio:.2f}")
-        results["decode"] = decode_costs(a.repeats)
-        print(json.dumps(results["decode"]))
+        if not a.no_decode:
+            results["decode"] = decode_costs(a.repeats)
+            print(json.dumps(results["decode"]))
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
     return 0
