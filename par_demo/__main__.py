@@ -66,7 +66,8 @@ def cmd_generate(a: argparse.Namespace) -> int:
                                           ("top_k", a.top_k), ("top_p", a.top_p)) if v is not None})
     dtype = run_dtype(preset, a.device) if a.dtype == "auto" else getattr(torch, a.dtype)
     loaded = load_model(preset, device=a.device, dtype=dtype)
-    colour_frames = a.previews == "colours" or (a.previews == "auto" and preset.large)
+    colour_frames = a.previews == "colours" or (
+        a.previews == "auto" and preset.large and torch.device(a.device).type == "cpu")
     colours = COLOUR_TABLES.table(loaded.tokenizer) if colour_frames else None
     frames, step_seconds = [], []
     event = None
@@ -232,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
                    "ones bfloat16 on a GPU and the format measured fastest on a CPU")
     p.add_argument("--previews", choices=("auto", "colours", "decoder"), default="auto",
                    help="frames before the last: drawn from the per-code colour table (a lookup) "
-                   "or decoded; auto: the table for released models, whose decoder is slow")
+                   "or decoded; auto: the table for released models on a CPU, where their "
+                   "decoder takes seconds")
     p.add_argument("--size", type=int, default=256, help="frame side in pixels")
     p.add_argument("--overlay", action="store_true", help="draw the Figure 3 progress on frames")
     p.add_argument("--frame-ms", type=int, default=80)

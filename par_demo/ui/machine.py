@@ -179,7 +179,7 @@ class ModelCache:
                 # download=False: start-up decided availability from local files; never fetch here
                 loaded = load_model(preset, device=device, dtype=run_dtype(preset, device),
                                     download=False)
-                if preset.large:  # measured (or read from disk) with the load, not mid-run
+                if preset.large and device == "cpu":  # with the load, not mid-run (runs.py)
                     COLOUR_TABLES.table(loaded.tokenizer)
                 self._models[key] = loaded
             return self._models[key]

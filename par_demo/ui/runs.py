@@ -128,9 +128,11 @@ class RunViews:
 
 
 def live_colours(loaded) -> np.ndarray | None:
-    """The colour table live frames are drawn from: a released model's (its 384 px decoder
-    takes seconds on a CPU); None for the small models, whose decoder is fast enough."""
-    return COLOUR_TABLES.table(loaded.tokenizer) if loaded.preset.large else None
+    """The colour table live frames are drawn from: a released model's on a CPU (its 384 px
+    decoder takes seconds there); None on a GPU and for the small models, whose decoders are
+    fast enough."""
+    on_cpu = next(loaded.tokenizer.parameters()).device.type == "cpu"
+    return COLOUR_TABLES.table(loaded.tokenizer) if loaded.preset.large and on_cpu else None
 
 
 def decoded_preview(loaded, record: RunRecord, step: int, live: bool = False) -> np.ndarray:
