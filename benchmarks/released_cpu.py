@@ -211,8 +211,10 @@ def end_to_end(name: str) -> dict:
         vq_path = local_weight_file(preset.tokenizer.weights, root / "hub")
         COLOUR_TABLES.table(load_tokenizer(preset.tokenizer, vq_path))
         table_s = time.perf_counter() - start
+        runs = preset.runs  # the one schedule a released model runs, as its user asks for it
         command = [sys.executable, "-m", "par_demo", "generate", "--model", name, "--class", "1",
-                   "--out", str(root / "run.gif")]
+                   "--parallel", str(runs.parallel), "--order", runs.order,
+                   *([] if runs.init_tokens else ["--no-init"]), "--out", str(root / "run.gif")]
         start = time.perf_counter()
         done = subprocess.run(command, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - start
