@@ -70,6 +70,8 @@ def cmd_generate(a: argparse.Namespace) -> int:
 
     from par_demo.animation import caption, write_animation
     from par_demo.checkpoints import load_model
+    from par_demo.colour_table import COLOUR_TABLES
+    from par_demo.cpu_cost import run_dtype
     from par_demo.presets import get_preset
     from par_demo.preview import step_frame
     from par_demo.sampler import sample_steps
@@ -80,13 +82,17 @@ def cmd_generate(a: argparse.Namespace) -> int:
     config = replace(preset.sampling, seed=a.seed, greedy=a.greedy,
                      **{k: v for k, v in (("cfg_scale", a.cfg), ("temperature", a.temperature),
                                           ("top_k", a.top_k), ("top_p", a.top_p)) if v is not None})
-    loaded = load_model(preset, device=a.device, dtype=getattr(torch, a.dtype))
+    dtype = run_dtype(preset, a.device) if a.dtype == "auto" else getattr(torch, a.dtype)
+    loaded = load_model(preset, device=a.device, dtype=dtype)
+    colour_frames = a.previews == "colours" or (
+        a.previews == "auto" and preset.large and torch.device(a.device).type == "cpu")
+    colours = COLOUR_TABLES.table(loaded.tokenizer) if colour_frames else None
     frames, step_seconds = [], []
     event = None
     for event in sample_steps(loaded.transformer, schedule, [class_id], config):
         step_seconds.append(event.step_seconds)
         frame = step_frame(loaded.tokenizer, schedule, event.tokens[0], event.step, a.size,
-                           overlay=a.overlay)
+                           overlay=a.overlay, colours=colours)
         frames.append(caption(frame, f"step {event.step + 1}/{event.num_steps}"))
     write_animation(frames, a.out, a.frame_ms)
     print(json.dumps({
@@ -95,6 +101,8 @@ def cmd_generate(a: argparse.Namespace) -> int:
         "steps": schedule.num_steps, "tokens_per_step_max": max(schedule.sizes),
         "seconds": round(sum(step_seconds), 4),
         "seconds_per_step": round(float(np.mean(step_seconds)), 6),
+        "dtype": str(dtype).removeprefix("torch."),
+        "previews": "colour table" if colours is not None else "decoder",
         "out": a.out,
     }))
     return 0
@@ -368,8 +376,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--greedy", action="store_true", help="argmax instead of sampling")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
-                   help="transformer weights; bfloat16 is the usual choice on a GPU")
+    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
+                   help="transformer weights; auto: float32 for the embedded model, for released "
+                   "ones bfloat16 on a GPU and the format measured fastest on a CPU")
+    p.add_argument("--previews", choices=("auto", "colours", "decoder"), default="auto",
+                   help="frames before the last: drawn from the per-code colour table (a lookup) "
+                   "or decoded; auto: the table for released models on a CPU, where their "
+                   "decoder takes seconds")
     p.add_argument("--size", type=int, default=256, help="frame side in pixels")
     p.add_argument("--overlay", action="store_true", help="draw the Figure 3 progress on frames")
     p.add_argument("--frame-ms", type=int, default=80)

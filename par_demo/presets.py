@@ -52,7 +52,7 @@ class ModelPreset:
     training_free: tuple[str, ...] = ()  # orders it also runs untrained (a raster model: zipar)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)  # paper defaults
     description: str = ""
-    large: bool = False  # needs a GPU to be usable interactively
+    large: bool = False  # a released model: a GPU when there is one, else the CPU, slowly
 
     @property
     def image_size(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import lru_cache
 
 import matplotlib
 import numpy as np
@@ -57,17 +58,30 @@ def to_uint8(images_B3HW: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
+@lru_cache(maxsize=8)
+def _checkerboard(H: int, W: int, f: int) -> np.ndarray:
+    """[H, W, 3] uint8 grey checks, f // 2 pixels a side."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    check = np.where(((yy // max(f // 2, 1)) + (xx // max(f // 2, 1))) % 2, MASK_LIGHT, MASK_DARK)
+    return np.repeat(check.astype(np.uint8)[..., None], 3, -1)
+
+
 def mask_pending(images_BHW3: np.ndarray, tokens_BL: np.ndarray, grid: int) -> np.ndarray:
     """Paint pending cells with a grey checkerboard."""
     B, H, W, _ = images_BHW3.shape
     f = H // grid
     pending = (tokens_BL < 0).reshape(B, grid, grid)
     pixel_pending = pending.repeat(f, 1).repeat(f, 2)
-    yy, xx = np.mgrid[0:H, 0:W]
-    check = np.where(((yy // max(f // 2, 1)) + (xx // max(f // 2, 1))) % 2, MASK_LIGHT, MASK_DARK)
-    out = images_BHW3.copy()
-    out[pixel_pending] = check.astype(np.uint8)[None].repeat(B, 0)[pixel_pending][:, None]
-    return out
+    return np.where(pixel_pending[..., None], _checkerboard(H, W, f)[None], images_BHW3)
+
+
+def colour_preview(table_V3: np.ndarray, tokens_BL: np.ndarray, grid: int,
+                   patch: int) -> np.ndarray:
+    """[B, grid * patch, grid * patch, 3] partial grids drawn from a per-code colour table
+    (colour_table.py), each cell a flat patch of its code's mean colour, pending cells masked:
+    a lookup instead of a decode, for the live frames of models whose decoder is slow."""
+    cells = table_V3[np.clip(tokens_BL, 0, None)].reshape(-1, grid, grid, 3)
+    return mask_pending(cells.repeat(patch, 1).repeat(patch, 2), tokens_BL, grid)
 
 
 @torch.inference_mode()
@@ -125,8 +139,14 @@ def progress_overlay(schedule: Schedule, image_HW3: np.ndarray, step: int) -> np
 
 
 def step_frame(tokenizer: VQModel, schedule: Schedule, tokens_L: np.ndarray, step: int,
-               size: int, overlay: bool = False) -> np.ndarray:
+               size: int, overlay: bool = False, colours: np.ndarray | None = None) -> np.ndarray:
     """One frame of a run, live or exported: the masked preview after `step`, enlarged to `size`
-    pixels, with the Figure 3 progress drawn over it when `overlay` is set."""
-    image = enlarge(masked_preview(tokenizer, tokens_L[None], schedule.grid)[0], size)
+    pixels, with the Figure 3 progress drawn over it when `overlay` is set. With a colour
+    table (`colours`), a frame before the last is drawn from it instead of decoded."""
+    if colours is not None and step < schedule.num_steps - 1:
+        preview = colour_preview(colours, tokens_L[None], schedule.grid,
+                                 tokenizer.args.downsample)[0]
+    else:
+        preview = masked_preview(tokenizer, tokens_L[None], schedule.grid)[0]
+    image = enlarge(preview, size)
     return progress_overlay(schedule, image, step) if overlay else image

@@ -54,13 +54,11 @@ def test_embedded_model_is_available_and_released_ones_say_why_not():
         preset, state = PRESETS[name], states[name]
         files = [preset.weights, preset.tokenizer.weights]
         missing = [f.filename for f in files if local_weight_file(f) is None]
-        if not gpu_available():
-            assert not state.ok and "needs a GPU" in state.reason
-        elif missing:
+        if missing:
             assert not state.ok and missing[0] in state.reason
+            assert state.label == f"{name} (unavailable)"
         else:
-            assert state.ok and state.reason is None
-        assert state.label == (name if state.ok else f"{name} (unavailable)")
+            assert state.ok and state.on_cpu == (not gpu_available())
 
 
 @pytest.mark.parametrize("overrides, message", [

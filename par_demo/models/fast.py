@@ -64,10 +64,45 @@ def rotary_factors(cell_S: torch.Tensor, args) -> tuple[torch.Tensor, torch.Tens
     return cos, sin
 
 
+def pack_feed_forward(model: Transformer) -> Transformer:
+    """Give each block's w1 and w3 one tensor (w1 its first rows, w3 the rest), so the fast
+    step reads them with one matmul through a view instead of a concatenated copy, which for a
+    released model would be a second copy of half its weights. The module and its state dict
+    see the same values as before."""
+    with torch.no_grad():
+        for block in model.layers:
+            ff = block.feed_forward
+            w1, w3 = ff.w1.weight, ff.w3.weight
+            if stacked_rows(w1, w3) is not None:
+                continue
+            w13 = torch.cat([w1, w3])
+            ff.w1.weight = torch.nn.Parameter(w13[:len(w1)], requires_grad=w1.requires_grad)
+            ff.w3.weight = torch.nn.Parameter(w13[len(w1):], requires_grad=w3.requires_grad)
+    return model
+
+
+def stacked_rows(top: torch.Tensor, bottom: torch.Tensor) -> torch.Tensor | None:
+    """`top` and `bottom` stacked by rows as a view, when `bottom` follows `top` in memory
+    (pack_feed_forward); else None."""
+    if not (top.is_contiguous() and bottom.is_contiguous() and top.shape[1:] == bottom.shape[1:]
+            and top.dtype == bottom.dtype and top.device == bottom.device
+            and top.untyped_storage().data_ptr() == bottom.untyped_storage().data_ptr()
+            and bottom.storage_offset() == top.storage_offset() + top.numel()):
+        return None
+    return top.as_strided((len(top) + len(bottom), *top.shape[1:]), top.stride(),
+                          top.storage_offset())
+
+
 def weight_versions(model: Transformer) -> list[tuple[int, int]]:
     """Which tensors the weights are and how often each was changed in place: a decoder built
     before a change (training, load_state_dict) holds stale fused copies."""
     return [(id(p), p._version) for p in model.parameters()]
+
+
+def _w13(ff) -> torch.Tensor:
+    w1, w3 = ff.w1.weight, ff.w3.weight
+    packed = stacked_rows(w1, w3)
+    return packed if packed is not None else torch.cat([w1, w3])
 
 
 class FastDecoder:
@@ -86,7 +121,7 @@ class FastDecoder:
         self.layers = [dict(
             attn_norm=blk.attention_norm.weight, wqkv=blk.attention.wqkv.weight,
             wo=blk.attention.wo.weight, ffn_norm=blk.ffn_norm.weight,
-            w13=torch.cat([blk.feed_forward.w1.weight, blk.feed_forward.w3.weight]),
+            w13=_w13(blk.feed_forward),
             w2=blk.feed_forward.w2.weight,
         ) for blk in model.layers]
         self.tok_embeddings = model.tok_embeddings.weight

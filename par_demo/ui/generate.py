@@ -4,20 +4,23 @@ they update)."""
 from __future__ import annotations
 
 import time
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
 
+from par_demo.cpu_cost import CPU_COSTS
 from par_demo.presets import DEFAULT_MODEL, get_preset
 from par_demo.ui import api_docs, views, widgets as w
+from par_demo.ui.cpu_lane import CPU_LANE
 from par_demo.ui.errors import friendly
 from par_demo.ui.export import export_run, require_run
 from par_demo.ui.inputs import (DEFAULT_STEPS, DEFAULT_WINDOW, GENERATE_ORDERS, PARALLEL_CHOICES,
                                 STEPS_RANGE, WINDOW_RANGE, boolean,
                                 frame_ms as checked_frame_ms, plan_run, run_schedule)
+from par_demo.ui.machine import availability
 from par_demo.ui.runs import RunRecord, RunViews, generation_stream
 from par_demo.ui.session import stoppable
 from par_demo.ui.single_run import (Refused, Replayed, Stopped, refused, replay, stop_report,
@@ -115,26 +118,48 @@ def generate(model, class_name, parallel, order, init_tokens, cfg, temperature, 
     started = time.perf_counter()
     timings = dict(timings or {})
     baseline = timings.get(plan.model)
-    yield GenerateOut(status=f"Starting {plan.schedule.spec.label} for {plan.class_label}, "
-                      f"seed {plan.config.seed} …", timings=timings)
-    with closing(stoppable(generation_stream(plan), w.session_of(request))) as frames:
-        for (record, pictures), stopped in frames:
-            if stopped:
-                report = stop_report(record)
-                yield GenerateOut(pictures, report.status, report.details, record, timings)
-            else:
-                yield _frame(plan, record, pictures, baseline, timings,
-                             time.perf_counter() - started)
+    estimate = cpu_estimate(plan.model)
+    expected = f" (about {estimate:.0f} s on this CPU)" if estimate else ""
+    ticket = CPU_LANE.join() if estimate else None  # released models on a CPU: one at a time
+    try:
+        position = 0 if ticket is None else CPU_LANE.position(ticket)
+        while position:
+            yield GenerateOut(status=f"Waiting for the CPU: {position} released-model "
+                              f"run{'s' if position > 1 else ''} ahead of yours (one runs at a "
+                              "time, on every core) …", timings=timings)
+            position = CPU_LANE.wait(ticket, timeout=1.0)
+        yield GenerateOut(status=f"Starting {plan.schedule.spec.label} for {plan.class_label}, "
+                          f"seed {plan.config.seed}{expected} …", timings=timings)
+        with CPU_LANE.all_cores() if ticket is not None else nullcontext(), \
+                closing(stoppable(generation_stream(plan), w.session_of(request))) as frames:
+            for (record, pictures), stopped in frames:
+                if stopped:
+                    report = stop_report(record)
+                    yield GenerateOut(pictures, report.status, report.details, record, timings)
+                else:
+                    yield _frame(plan, record, pictures, baseline, timings,
+                                 time.perf_counter() - started, estimate)
+    finally:
+        if ticket is not None:
+            CPU_LANE.leave(ticket)
+
+
+def cpu_estimate(model: str) -> float | None:
+    """The image time a released model's CPU run is expected to take; None off the CPU path."""
+    state = availability()[get_preset(model).name]
+    return CPU_COSTS.cost(state.preset).image_seconds if state.on_cpu else None
 
 
 def _frame(plan, record: RunRecord, pictures: RunViews, baseline, timings,
-           wall: float) -> GenerateOut:
+           wall: float, estimate: float | None) -> GenerateOut:
     schedule = plan.schedule
     if record.complete:
         if schedule.one_token_per_step:
             timings[plan.model] = record.elapsed
+        if estimate:
+            CPU_COSTS.remember_run(get_preset(plan.model), record.elapsed)
         status = views.done_line(schedule, record.elapsed, baseline, wall, record.device,
-                                 record.cold) + f" · seed {record.config.seed}"
+                                 record.cold, estimate) + f" · seed {record.config.seed}"
     else:
         status = views.live_line(schedule, record.steps_done - 1, record.step_seconds[-1],
                                  record.elapsed)

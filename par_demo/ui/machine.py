@@ -2,9 +2,9 @@
 and a cache of the loaded models.
 
 Availability is decided once at start-up from local files only (no network): the embedded model
-always runs (with seeded random weights until its trained files ship in assets/); a released
-checkpoint needs a GPU and its weight files already on disk (assets/ or the Hugging Face cache,
-e.g. through the Space's `preload_from_hub`).
+always runs; a released checkpoint needs its weight files already on disk (assets/ or the Hugging
+Face cache, e.g. through the Space's `preload_from_hub`). It runs on the GPU when there is one,
+else on the CPU in the weight format measured fastest here, with the image time it will take.
 """
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ import torch
 from spaces.config import Config as SpacesConfig
 
 from par_demo.checkpoints import LoadedModel, load_model, local_weight_file
+from par_demo.colour_table import COLOUR_TABLES
+from par_demo.cpu_cost import CPU_COSTS, run_dtype
 from par_demo.presets import PRESETS, ModelPreset, get_preset
+from par_demo.ui.cpu_lane import CPU_LANE
 
 gpu = spaces.GPU  # returns the function unchanged unless the app runs on ZeroGPU
 
@@ -111,28 +114,42 @@ def placed(fn, duration):
 class Availability:
     preset: ModelPreset
     reason: str | None  # why it cannot run here; None when it can
+    on_cpu: bool = False  # a released model on a machine without a GPU: it runs, slowly
 
     @property
     def ok(self) -> bool:
         return self.reason is None
 
     @property
+    def cost_note(self) -> str | None:
+        """What a CPU run costs, as measured so far ("runs on this CPU, about N s per image")."""
+        return CPU_COSTS.cost(self.preset).note if self.on_cpu else None
+
+    @property
     def label(self) -> str:
         """The model dropdown's text for this preset."""
         name = self.preset.name
-        return f"{name} (unavailable)" if self.reason else name
+        if self.reason:
+            return f"{name} (unavailable)"
+        if self.on_cpu:
+            return f"{name} (CPU, about {CPU_COSTS.cost(self.preset).image_seconds:.0f} s)"
+        return name
 
 
-def check_availability(preset: ModelPreset) -> Availability:
+def check_availability(preset: ModelPreset, gpu: bool | None = None,
+                       cache_dir: str | None = None) -> Availability:
+    """Whether `preset` runs here: its files must be on disk; a released model without a GPU
+    (`gpu`, default: this machine's) runs on the CPU, and its cost is measured now."""
     files = [preset.weights, preset.tokenizer.weights]
-    present = [local_weight_file(f) is not None for f in files]
-    if preset.large and not gpu_available():
-        return Availability(preset, f"{preset.name} needs a GPU, and this machine has none")
-    missing = [f for f, here in zip(files, present) if not here]
+    missing = [f for f in files if local_weight_file(f, cache_dir) is None]
     if missing:
         f = missing[0]
         return Availability(preset, f"{f.filename} is not on this machine; {f.fetch_hint}")
-    return Availability(preset, None)
+    on_cpu = preset.large and not (gpu_available() if gpu is None else gpu)
+    if on_cpu:
+        with CPU_LANE.all_cores():  # the threads its runs will have (cpu_lane.py)
+            CPU_COSTS.cost(preset)
+    return Availability(preset, None, on_cpu)
 
 
 @lru_cache(maxsize=1)
@@ -159,11 +176,12 @@ class ModelCache:
         key = (preset.name, device)
         with self._lock:
             if key not in self._models:
-                dtype = torch.float32
-                if device == "cuda" and preset.large and torch.cuda.is_bf16_supported():
-                    dtype = torch.bfloat16
                 # download=False: start-up decided availability from local files; never fetch here
-                self._models[key] = load_model(preset, device=device, dtype=dtype, download=False)
+                loaded = load_model(preset, device=device, dtype=run_dtype(preset, device),
+                                    download=False)
+                if preset.large and device == "cpu":  # with the load, not mid-run (runs.py)
+                    COLOUR_TABLES.table(loaded.tokenizer)
+                self._models[key] = loaded
             return self._models[key]
 
 

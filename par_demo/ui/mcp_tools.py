@@ -92,7 +92,7 @@ def generate_image(class_name: str, parallelism: Parallelism = 4, ordering: Orde
         ordering: ORDERING_HELP
         initial_tokens: the first token of each region one at a time, before the rest (PAR stage 1)
         seed: random seed, 0..2147483647
-        model: the model; only the embedded one runs without a GPU
+        model: the model; released ones need their files, and without a GPU run slowly on the CPU
         window: zipar only: a row starts once the row above has this many tokens (1..grid)
         steps: random-cosine only: its number of steps (1..grid * grid)
     """
@@ -120,7 +120,7 @@ def compare_orderings(class_name: str, orderings: list[CompareOrdering], seed: i
         class_name: what to draw: a class name (or part of one) or its index
         orderings: 2 to 4 different orderings, e.g. ["raster 1x", "distant 4x", "distant 16x"]
         seed: random seed, 0..2147483647
-        model: the model; only the embedded one runs without a GPU
+        model: the model; released ones need their files, and without a GPU run slowly on the CPU
     """
     preset = inputs.usable_preset(model)
     sampling = preset.sampling

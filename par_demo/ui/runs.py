@@ -17,10 +17,11 @@ from typing import Callable, ClassVar, Iterator, Sequence
 import numpy as np
 
 from par_demo.animation import side_by_side
+from par_demo.colour_table import COLOUR_TABLES
 from par_demo.editing import EditPlan, run_plan
 from par_demo.orders import Schedule, ScheduleSpec
-from par_demo.preview import (FRAME_INTERVAL, enlarge, masked_preview, progress_overlay,
-                              step_frame)
+from par_demo.preview import (FRAME_INTERVAL, colour_preview, enlarge, masked_preview,
+                              progress_overlay, step_frame)
 from par_demo.sampler import StepEvent, sample_steps
 from par_demo.sampling import SamplingConfig
 from par_demo.ui.files import FILES
@@ -91,10 +92,12 @@ class RunRecord:
     def elapsed(self) -> float:
         return float(sum(self.step_seconds))
 
-    def frame(self, loaded, step: int, size: int, overlay: bool) -> np.ndarray:
-        """The picture after `step` (0-based), as streamed and as exported."""
+    def frame(self, loaded, step: int, size: int, overlay: bool,
+              colours: np.ndarray | None = None) -> np.ndarray:
+        """The picture after `step` (0-based), as streamed (live frames of a released model
+        from its colour table, `colours`) and as exported (decoded)."""
         return step_frame(loaded.tokenizer, self.schedule, self.tokens[step].astype(np.int64),
-                          step, size, overlay)
+                          step, size, overlay, colours)
 
     def summary(self) -> dict:
         return {
@@ -124,11 +127,23 @@ class RunViews:
     entropy: np.ndarray  # entropy heat map with its scale
 
 
-def decoded_preview(loaded, record: RunRecord, step: int) -> np.ndarray:
+def live_colours(loaded) -> np.ndarray | None:
+    """The colour table live frames are drawn from: a released model's on a CPU (its 384 px
+    decoder takes seconds there); None on a GPU and for the small models, whose decoders are
+    fast enough."""
+    on_cpu = next(loaded.tokenizer.parameters()).device.type == "cpu"
+    return COLOUR_TABLES.table(loaded.tokenizer) if loaded.preset.large and on_cpu else None
+
+
+def decoded_preview(loaded, record: RunRecord, step: int, live: bool = False) -> np.ndarray:
     """The masked preview after `step` (0-based) at the tokenizer's size: the one part of a
-    frame that needs the model's device."""
-    return masked_preview(loaded.tokenizer, record.tokens[step][None].astype(np.int64),
-                          record.grid)[0]
+    frame that needs the model's device. A live frame before the last of a released model is
+    drawn from its colour table; the last, replays and exports are decoded."""
+    tokens = record.tokens[step][None].astype(np.int64)
+    colours = live_colours(loaded) if live and step < record.num_steps - 1 else None
+    if colours is not None:
+        return colour_preview(colours, tokens, record.grid, loaded.tokenizer.args.downsample)[0]
+    return masked_preview(loaded.tokenizer, tokens, record.grid)[0]
 
 
 def render_views(record: RunRecord, preview: np.ndarray, step: int | None = None) -> RunViews:
@@ -194,7 +209,7 @@ def _generation(plan: RunPlan, frame_interval: float, device: str | None):
     with closing(_display(worker, frame_interval)) as states:
         for snapshot in states:
             # decoded here, where the model is (a ZeroGPU worker); the page draws the rest
-            yield snapshot, decoded_preview(loaded, snapshot, snapshot.steps_done - 1)
+            yield snapshot, decoded_preview(loaded, snapshot, snapshot.steps_done - 1, live=True)
 
 
 _placed_generation = placed(
@@ -214,14 +229,17 @@ def generation_stream(plan: RunPlan, frame_interval: float = FRAME_INTERVAL
 # ---------------------------------------------------------------- streaming a comparison
 
 def compare_frame(loaded, records: Sequence[RunRecord], overlay: bool, tick: int | None = None,
-                  size: int = views.PANEL_PX, final_overlay: bool = False) -> np.ndarray:
+                  size: int = views.PANEL_PX, final_overlay: bool = False,
+                  live: bool = False) -> np.ndarray:
     """All panels after step clock `tick` (0-based; default the last); a finished panel holds
     its last step. `overlay` draws the Figure 3 order over the panels still generating,
-    `final_overlay` over the finished ones: shown clean, they can be judged side by side."""
+    `final_overlay` over the finished ones: shown clean, they can be judged side by side.
+    `live` frames of a released model come from its colour table."""
     tick = max(r.steps_done for r in records) - 1 if tick is None else tick
     steps = [min(tick, r.steps_done - 1) for r in records]
+    colours = live_colours(loaded) if live else None
     panels = [[views.panel(r.frame(loaded, s, size,
-                                   final_overlay if s == r.num_steps - 1 else overlay),
+                                   final_overlay if s == r.num_steps - 1 else overlay, colours),
                            r.label, s, r.num_steps)]
               for r, s in zip(records, steps)]
     return side_by_side(panels)[0]
@@ -268,7 +286,7 @@ def _comparison(plan: ComparePlan, overlay: bool, frame_interval: float, device:
                         lambda: max(r.steps_done for r in records))
     with closing(_display(worker, frame_interval)) as states:
         for snapshots in states:
-            yield snapshots, compare_frame(loaded, snapshots, overlay)
+            yield snapshots, compare_frame(loaded, snapshots, overlay, live=True)
 
 
 _placed_comparison = placed(_comparison, duration=lambda plan, *_: gpu_seconds(
@@ -355,9 +373,10 @@ def _edit_runs(plan: EditRunPlan, frame_interval: float, device: str | None):
     with closing(_display(worker, frame_interval)) as states:
         for snapshots in states:
             if len(snapshots) == 1:
-                yield snapshots, decoded_preview(loaded, snapshots[0], snapshots[0].steps_done - 1)
+                yield snapshots, decoded_preview(loaded, snapshots[0], snapshots[0].steps_done - 1,
+                                                 live=True)
             else:
-                yield snapshots, compare_frame(loaded, snapshots, overlay=True)
+                yield snapshots, compare_frame(loaded, snapshots, overlay=True, live=True)
 
 
 _placed_edit_runs = placed(_edit_runs, duration=lambda plan, *_: gpu_seconds(

@@ -87,8 +87,15 @@ def timing_text(model_s: float, wall_s: float | None, device: str, cold: bool) -
     return text
 
 
+def estimate_text(estimate: float, elapsed: float) -> str:
+    """The image time said before the run against the model time it took."""
+    return (f"estimated {estimate:.1f} s before the run, took {elapsed:.1f} s "
+            f"({elapsed / estimate:.2f}× the estimate)")
+
+
 def done_line(schedule: Schedule, elapsed: float, baseline: float | None,
-              wall: float | None = None, device: str = "", cold: bool = False) -> str:
+              wall: float | None = None, device: str = "", cold: bool = False,
+              estimate: float | None = None) -> str:
     per_step = elapsed / schedule.num_steps * 1000
     text = (f"✓ **Done**: {schedule.num_steps} steps, {per_step:.1f} ms per step · "
             + speedup_text(schedule))
@@ -97,6 +104,8 @@ def done_line(schedule: Schedule, elapsed: float, baseline: float | None,
                  f"run of this model ({baseline:.2f} s)")
     elif not schedule.one_token_per_step:
         text += " · run a 1x ordering once to measure the speedup in time as well"
+    if estimate:
+        text += " · " + estimate_text(estimate, elapsed)
     return text + "  \n" + timing_text(elapsed, wall, device, cold)
 
 

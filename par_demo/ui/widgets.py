@@ -126,6 +126,8 @@ def model_note(model: str) -> str:
             f"{len(p.class_names())} classes · {runs}")
     if state.reason:
         text += f"\n\n✗ **Unavailable here:** {state.reason}"
+    elif state.cost_note:
+        text += f"\n\n⏱ **No GPU here:** it {state.cost_note}"
     return text
 
 
@@ -153,7 +155,8 @@ def next_seed(new_seed: bool, seed):
 def model_dropdown(elem_id: str) -> gr.Dropdown:
     choices = [(availability()[name].label, name) for name in PRESETS]
     return gr.Dropdown(choices, value=DEFAULT_MODEL, label="Model", elem_id=elem_id,
-                       info="Released checkpoints need a GPU and their files")
+                       info="Released checkpoints need their files; without a GPU they run "
+                            "on the CPU, slowly")
 
 
 def class_dropdown(elem_id: str, **kwargs) -> gr.Dropdown:
