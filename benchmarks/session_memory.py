@@ -26,6 +26,7 @@ from pathlib import Path
 
 from benchmarks.app_latency import start_app
 from par_demo.presets import DEFAULT_MODEL
+from par_demo.ui.inputs import DEFAULT_STEPS, DEFAULT_WINDOW
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 300
@@ -39,7 +40,8 @@ def new_session() -> str:
 
 
 def generate_args(parallel: int = 16, order: str = "distant", seed: int = 0) -> list:
-    return [DEFAULT_MODEL, "heart", parallel, order, True, 2.0, 1.0, 0, seed]
+    return [DEFAULT_MODEL, "heart", parallel, order, True, 2.0, 1.0, 0, seed, DEFAULT_WINDOW,
+            DEFAULT_STEPS]
 
 
 def _post(url: str, body: dict) -> dict:

@@ -10,7 +10,6 @@ from safetensors.torch import save_file
 
 from par_demo.checkpoints import (CheckpointError, load_model, load_transformer,
                                   local_weight_file, read_state_dict, weight_file)
-from par_demo.classes import emoji_classes
 from par_demo.pickle_scan import code_globals, scan_checkpoint
 from par_demo.orders import ScheduleSpec
 from par_demo.presets import (DEFAULT_MODEL, EMBEDDED, PRESETS, UnsupportedSchedule, WeightSource,
@@ -255,7 +254,7 @@ def test_a_missing_embedded_file_is_named_with_where_it_ships():
         load_model(missing)
     assert local_weight_file(missing.weights) is None
     assert DEFAULT_MODEL == EMBEDDED.name
-    assert EMBEDDED.args.num_classes == len(emoji_classes())
+    assert EMBEDDED.args.num_classes == len(EMBEDDED.class_names())
 
 
 def test_unknown_model_names_list_the_choices():

@@ -155,8 +155,8 @@ def next_seed(new_seed: bool, seed):
 def model_dropdown(elem_id: str) -> gr.Dropdown:
     choices = [(availability()[name].label, name) for name in PRESETS]
     return gr.Dropdown(choices, value=DEFAULT_MODEL, label="Model", elem_id=elem_id,
-                       info="Released checkpoints need their files; without a GPU they run "
-                            "on the CPU, slowly")
+                       # one line on a phone: each choice says what it costs here
+                       info="Released models need their files")
 
 
 def class_dropdown(elem_id: str, **kwargs) -> gr.Dropdown:
