@@ -90,8 +90,7 @@ def generate_check(model: str, parallel, order, init_tokens, window=DEFAULT_WIND
         return RunCheck(f"✗ {err.message}",
                         gr.update(interactive=False, value="Generate (unavailable)"),
                         gr.update(interactive=False), **shown)
-    text = (f"{schedule.spec.label}: {schedule.num_steps} steps · "
-            + views.speedup_text(schedule))
+    text = f"{schedule.spec.label}: " + views.steps_text(schedule)
     return RunCheck(text, gr.update(interactive=True, value="Generate"),
                     gr.update(interactive=preset.runs is None and schedule.spec.parallel > 1),
                     **shown)

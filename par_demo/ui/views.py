@@ -70,6 +70,15 @@ def speedup_text(schedule: Schedule) -> str:
             f"({tokens} tokens ÷ {schedule.num_steps} steps)")
 
 
+def steps_text(schedule: Schedule) -> str:
+    """A schedule's step count and speed-up in steps, short enough for two lines on a phone."""
+    tokens = schedule.grid * schedule.grid
+    if schedule.num_steps == tokens:
+        return f"{tokens} steps, one token per step (the baseline)"
+    return (f"{schedule.num_steps} steps (**{speedup_steps(schedule):.2f}× fewer** than "
+            f"{tokens})")
+
+
 def live_line(schedule: Schedule, step: int, step_seconds: float, elapsed: float) -> str:
     return (f"Step **{step + 1}** of **{schedule.num_steps}** · "
             f"{step_seconds * 1000:.1f} ms this step · {elapsed:.2f} s so far · "
