@@ -246,7 +246,7 @@ def test_a_released_layout_model_streams_on_the_cpu_through_the_app(hub, tmp_pat
     machine.availability.cache_clear()
     ahead = CPU_LANE.join()  # another released-model run holds the CPU
     try:
-        run = gen.generate(preset.name, "1", 4, "distant", True, 1.5, 1.0, 0, 3, {})
+        run = gen.generate(preset.name, "1", 4, "distant", True, 1.5, 1.0, 0, 3, timings={})
         waiting = next(run)
         assert waiting.status.startswith("Waiting for the CPU: 1 released-model run ahead")
         CPU_LANE.leave(ahead)
