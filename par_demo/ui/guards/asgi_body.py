@@ -1,4 +1,5 @@
-"""Reading a request's body in an ASGI layer, and handing it on to the app as if unread."""
+"""Reading a request's body in an ASGI layer, handing it on to the app as if unread, and holding
+the app's response to look at it before it is sent."""
 from __future__ import annotations
 
 
@@ -32,3 +33,17 @@ def replaying(body: bytes, receive):
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
     return replay
+
+
+class HeldResponse:
+    """A `send` for the app that keeps its response (start and body) instead of sending it."""
+
+    def __init__(self) -> None:
+        self.start: dict | None = None
+        self.body = b""
+
+    async def __call__(self, message) -> None:
+        if message["type"] == "http.response.start":
+            self.start = message
+        elif message["type"] == "http.response.body":
+            self.body += message.get("body", b"")

@@ -12,6 +12,8 @@ from collections import OrderedDict
 
 from starlette.responses import JSONResponse, Response
 
+from par_demo.ui.guards.asgi_body import HeldResponse
+
 CALL = "/gradio_api/call/stop"
 RUN = "/gradio_api/run/stop"
 KEPT_ANSWERS = 1000  # answers not yet fetched; the oldest are dropped
@@ -42,16 +44,9 @@ class StopRoute:
 
     async def _stop(self, scope, receive, send) -> None:
         run_path = scope["path"].rstrip("/")[:-len(CALL)] + RUN
-        start, body = None, b""
-
-        async def hold(message) -> None:
-            nonlocal start, body
-            if message["type"] == "http.response.start":
-                start = message
-            elif message["type"] == "http.response.body":
-                body += message.get("body", b"")
-
-        await self.app(scope | {"path": run_path, "raw_path": run_path.encode()}, receive, hold)
+        held = HeldResponse()
+        await self.app(scope | {"path": run_path, "raw_path": run_path.encode()}, receive, held)
+        start, body = held.start, held.body
         try:
             answer = json.loads(body)
         except ValueError:

@@ -23,7 +23,7 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 from PIL import Image
 from starlette.responses import PlainTextResponse
 
-from par_demo.ui.guards.asgi_body import drain
+from par_demo.ui.guards.asgi_body import HeldResponse, drain
 from par_demo.ui.inputs import MAX_UPLOAD_BYTES
 
 log = logging.getLogger("par_demo.ui")
@@ -171,16 +171,9 @@ class UploadGuard:
     async def _stored_pictures_only(self, scope, receive, send) -> None:
         """Let Gradio store the files (its background copy included: the response is held
         until the app returns), then keep them only if every one is a picture."""
-        start, body = None, b""
-
-        async def hold(message) -> None:
-            nonlocal start, body
-            if message["type"] == "http.response.start":
-                start = message
-            elif message["type"] == "http.response.body":
-                body += message.get("body", b"")
-
-        await self.app(scope, receive, hold)
+        held = HeldResponse()
+        await self.app(scope, receive, held)
+        start, body = held.start, held.body
         if start is None:
             return
         stored = _stored_paths(start, body)
