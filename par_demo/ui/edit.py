@@ -232,7 +232,9 @@ def _picture_controls(e: SimpleNamespace) -> None:
         eraser=gr.Eraser(default_size=24), transforms=(), layers=False,
         elem_id="edit-editor", elem_classes=["pixelated"])
     with gr.Row():
-        e.example = gr.Dropdown([], label="Example emoji", info="Sets the class to its own",
+        # unseen emoji have no class of their own under the per-emoji model
+        e.example = gr.Dropdown([], label="Example emoji (unseen in training)",
+                                info="Sets the class to the nearest trained emoji",
                                 elem_id="edit-example", scale=3)
         e.from_generate = gr.Button("Use the last Generate run", scale=2,
                                     elem_id="edit-from-generate")
