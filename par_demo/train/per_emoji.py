@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from par_demo.classes import ASSETS
-from par_demo.train.checkpoint import exported_metadata
+from par_demo.train.checkpoint import exported_metadata, load_exported
 from par_demo.train.codes import TokenGrids
 from par_demo.train.config import GeneratorTraining, from_dict
 from par_demo.train.emoji_data import CATALOGUE_PACKAGE, EmojiDataset, read_member, tarball
@@ -93,9 +93,9 @@ def relabel(grids: TokenGrids, data: EmojiDataset, table: list[dict]) -> TokenGr
 
 def widen_generator(source: Path, table: list[dict], out: Path) -> None:
     """The 32-class generator with one class embedding per emoji, each its group's row."""
-    weights = load_file(str(source))
-    metadata = exported_metadata(source)
-    config = from_dict(GeneratorTraining, json.loads(metadata["training_config"]))
+    exported = load_exported(source)
+    weights, metadata = exported.model, exported_metadata(source)
+    config = from_dict(GeneratorTraining, exported.config)
     old = weights[CLASS_EMBEDDING]  # [groups + 1, dim]: the last row is the null class
     if old.shape[0] != config.model.num_classes + 1:
         raise ValueError(f"{source}: {old.shape[0]} class rows for "

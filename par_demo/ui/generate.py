@@ -18,7 +18,7 @@ from par_demo.ui.cpu_lane import CPU_LANE
 from par_demo.ui.errors import friendly
 from par_demo.ui.export import export_run, require_run
 from par_demo.ui.inputs import (DEFAULT_STEPS, DEFAULT_WINDOW, GENERATE_ORDERS, PARALLEL_CHOICES,
-                                STEPS_RANGE, WINDOW_RANGE, boolean,
+                                boolean,
                                 frame_ms as checked_frame_ms, plan_run, run_schedule)
 from par_demo.ui.machine import availability
 from par_demo.ui.runs import RunRecord, RunViews, generation_stream
@@ -194,11 +194,7 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
                                elem_id="gen-order")
             # no info line: the five orderings take a second row and Generate stays in view
             g.init = gr.Checkbox(value=True, label="Sequential initial tokens (stage 1)")
-            g.window = gr.Slider(*WINDOW_RANGE, value=DEFAULT_WINDOW, step=1, visible=False,
-                                 label="ZipAR window", elem_id="gen-window",
-                                 info="a row starts once the row above has this many tokens")
-            g.steps = gr.Slider(*STEPS_RANGE, value=DEFAULT_STEPS, step=1, visible=False,
-                                label="Steps (random-cosine)", elem_id="gen-steps")
+            g.window, g.steps = w.rival_sliders("gen")
             stop = w.run_controls("gen", g, "Generate",
                                   generate_check(DEFAULT_MODEL, 4, "distant", True).check,
                                   new_seed=True)

@@ -15,8 +15,7 @@ from par_demo.ui import widgets as w
 from par_demo.ui.errors import InputError, friendly
 from par_demo.ui.explorer import (NO_SCHEDULE, schedule_animation, schedule_figure, schedule_progress,
                                   uncertainty_views)
-from par_demo.ui.inputs import (DEFAULT_STEPS, DEFAULT_WINDOW, GRID_RANGE, PARALLEL_CHOICES,
-                                STEPS_RANGE, WINDOW_RANGE)
+from par_demo.ui.inputs import (DEFAULT_STEPS, DEFAULT_WINDOW, GRID_RANGE, PARALLEL_CHOICES)
 
 TITLE, TAB_ID = "Understand", "understand"
 
@@ -156,11 +155,7 @@ def build(page: SimpleNamespace) -> SimpleNamespace:
                                   label="Parallelism")
             u.order = gr.Radio(list(ORDERS), value="distant", label="Ordering")
             u.init = gr.Checkbox(value=True, label="Sequential initial tokens")
-            u.window = gr.Slider(*WINDOW_RANGE, value=DEFAULT_WINDOW, step=1, visible=False,
-                                 label="ZipAR window", elem_id="sch-window",
-                                 info="a row starts once the row above has this many tokens")
-            u.steps = gr.Slider(*STEPS_RANGE, value=DEFAULT_STEPS, step=1, visible=False,
-                                label="Steps (random-cosine)", elem_id="sch-steps")
+            u.window, u.steps = w.rival_sliders("sch")
             u.text = gr.Markdown(label="Schedule description", elem_id="par-understand-text")
         with gr.Column(scale=2):
             u.figure = w.image("Figure 3: step of each token", elem_id="sch-figure")

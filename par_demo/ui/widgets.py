@@ -19,7 +19,8 @@ from par_demo.animation import FRAME_MS_RANGE
 from par_demo.classes import ClassError
 from par_demo.presets import DEFAULT_MODEL, PRESETS, get_preset
 from par_demo.ui.files import FILES
-from par_demo.ui.inputs import GUIDANCE_RANGE, SEED_RANGE, TEMPERATURE_RANGE
+from par_demo.ui.inputs import (DEFAULT_STEPS, DEFAULT_WINDOW, GUIDANCE_RANGE, SEED_RANGE,
+                                STEPS_RANGE, TEMPERATURE_RANGE, WINDOW_RANGE)
 from par_demo.ui.machine import availability
 from par_demo.ui.runs import RunRecord
 
@@ -157,6 +158,16 @@ def model_dropdown(elem_id: str) -> gr.Dropdown:
     return gr.Dropdown(choices, value=DEFAULT_MODEL, label="Model", elem_id=elem_id,
                        # one line on a phone: each choice says what it costs here
                        info="Released models need their files")
+
+
+def rival_sliders(prefix: str) -> tuple[gr.Slider, gr.Slider]:
+    """ZipAR's window and random-cosine's steps, hidden until their ordering is picked."""
+    window = gr.Slider(*WINDOW_RANGE, value=DEFAULT_WINDOW, step=1, visible=False,
+                       label="ZipAR window", elem_id=f"{prefix}-window",
+                       info="a row starts once the row above has this many tokens")
+    steps = gr.Slider(*STEPS_RANGE, value=DEFAULT_STEPS, step=1, visible=False,
+                      label="Steps (random-cosine)", elem_id=f"{prefix}-steps")
+    return window, steps
 
 
 def class_dropdown(elem_id: str, **kwargs) -> gr.Dropdown:
