@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -72,6 +73,7 @@ class Visit:
     first_frame_s: float
     done_s: float
     image_sha1: str
+    ms_per_step: float  # the model time per step the done line reports
 
 
 def free_port() -> int:
@@ -144,25 +146,28 @@ def visit(pages, run: str, cold: bool) -> list[Visit]:
         page.wait_for_function("() => window.__par.done !== null", timeout=TIMEOUT_MS)
         t = page.evaluate("() => window.__par")
         first = t["first"] if t["first"] is not None else t["done"]
+        status = page.locator("#gen-status").inner_text()
         out.append(Visit(run, len(pages), cold, (first - t["click"]) / 1000,
-                         (t["done"] - t["click"]) / 1000, image_sha1(page)))
+                         (t["done"] - t["click"]) / 1000, image_sha1(page),
+                         float(re.search(r"([\d.]+) ms per step", status).group(1))))
     return out
 
 
-def engine_seconds(app_dir: Path, run: str, repeats: int, threads: int) -> list[float]:
+def engine_runs(app_dir: Path, run: str, repeats: int, threads: int) -> list[dict]:
+    """The command line's summaries of `repeats` runs: seconds and seconds_per_step."""
     parallel, order, init = RUNS[run]
     cmd = [sys.executable, "-m", "par_demo", "generate", "--class", "heart",
            "--parallel", parallel.rstrip("x"), "--order", order, "--seed", "0"]
     if not init:
         cmd.append("--no-init")
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), PAR_TORCH_THREADS=str(threads))
-    times = []
+    summaries = []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(repeats):
             done = subprocess.run(cmd + ["--out", f"{tmp}/run.gif"], cwd=app_dir, env=env,
                                   capture_output=True, text=True, check=True)
-            times.append(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
-    return times
+            summaries.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return summaries
 
 
 def median(values) -> float:
@@ -199,7 +204,8 @@ def main() -> None:
             browser.close()
             proc.terminate()
             proc.wait(30)
-    engine = {run: engine_seconds(a.app_dir, run, a.repeats, threads) for run in a.runs}
+    engine_summaries = {run: engine_runs(a.app_dir, run, a.repeats, threads) for run in a.runs}
+    engine = {run: [s["seconds"] for s in runs] for run, runs in engine_summaries.items()}
 
     rows = []
     for run in a.runs:
@@ -211,6 +217,11 @@ def main() -> None:
                "warm_done_range": [min(v.done_s for v in warm), max(v.done_s for v in warm)],
                "warm_first_frame_s": median(v.first_frame_s for v in warm)}
         row["warm_done_over_engine"] = round(row["warm_done_s"] / row["engine_s"], 2)
+        row["engine_ms_per_step"] = median(1000 * s["seconds_per_step"]
+                                           for s in engine_summaries[run])
+        row["app_ms_per_step"] = median(v.ms_per_step for v in warm)
+        row["app_step_over_engine"] = round(row["app_ms_per_step"] / row["engine_ms_per_step"],
+                                            2)
         cold = [v for v in visits if v.run == run and v.cold]
         if cold:
             row["cold_done_s"] = round(cold[0].done_s, 3)
@@ -226,7 +237,8 @@ def main() -> None:
               "visits": [asdict(v) for v in visits]}
     if a.json:
         a.json.write_text(json.dumps(result, indent=1))
-    keys = ["run", "engine_s", "warm_done_s", "warm_done_over_engine", "warm_first_frame_s",
+    keys = ["run", "engine_s", "warm_done_s", "warm_done_over_engine", "engine_ms_per_step",
+            "app_ms_per_step", "app_step_over_engine", "warm_first_frame_s",
             "cold_done_s", "cold_over_warm"] + [
         k for n in a.visitors if n > 1
         for k in (f"{n}_visitors_done_over_solo_max", f"{n}_visitors_identical")]

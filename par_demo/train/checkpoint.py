@@ -52,7 +52,8 @@ def load_state(run: Path) -> TrainingState | None:
 
 
 # How long and how often a run reports; changing them does not change what is trained.
-BOOKKEEPING = ("steps", "log_every", "eval_every", "save_every")
+# settings a run may change when it resumes: its length, its logging, and how the CPU computes
+BOOKKEEPING = ("steps", "log_every", "eval_every", "save_every", "cpu_bf16")
 
 
 def training_metadata(state: TrainingState) -> dict[str, str]:

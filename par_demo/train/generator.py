@@ -44,9 +44,9 @@ def check_compatible(config: GeneratorTraining, grids: TokenGrids, bank: LayoutB
 
 
 def teacher_forced_loss(model: Transformer, grids_BL, cond_B, rows_B, bank: LayoutBank,
-                        device) -> torch.Tensor:
+                        device, cpu_bf16: bool = False) -> torch.Tensor:
     batch = teacher_forcing_batch(grids_BL, cond_B, rows_B, bank)
-    with autocast(device):
+    with autocast(device, cpu_bf16):
         logits = model(batch.cond, batch.tokens, batch.slots, mask_BSS=batch.mask)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
                            batch.targets.reshape(-1))
@@ -99,7 +99,7 @@ class GeneratorStage(Stage):
         cond = torch.where(drop, c.model.num_classes, self.labels[pick])  # the null class
         flip = (flip & self.flippable[self.labels[pick]]).long()
         return {"loss": teacher_forced_loss(self.model, self.codes[pick, flip], cond, rows,
-                                            self.bank, device)}
+                                            self.bank, device, c.cpu_bf16)}
 
     def evaluate(self) -> dict[str, float]:
         return {f"heldout {k}": v for k, v in

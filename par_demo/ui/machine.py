@@ -15,6 +15,7 @@ import platform
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable, Iterator
 
 import spaces  # before anything touches CUDA (a no-op off ZeroGPU)
 import torch
@@ -24,6 +25,8 @@ from par_demo.checkpoints import LoadedModel, load_model, local_weight_file
 from par_demo.colour_table import COLOUR_TABLES
 from par_demo.cpu_cost import CPU_COSTS, run_dtype
 from par_demo.presets import PRESETS, ModelPreset, get_preset
+from par_demo.sampler import StepEvent, sample_steps
+from par_demo.step_process import StepProcess
 from par_demo.ui.cpu_lane import CPU_LANE
 
 gpu = spaces.GPU  # returns the function unchanged unless the app runs on ZeroGPU
@@ -159,11 +162,13 @@ def availability() -> dict[str, Availability]:
 
 
 class ModelCache:
-    """Loaded models per (preset, device); loading is serialised, runs share the weights."""
+    """Loaded models per (preset, device); loading is serialised, runs share the weights. A
+    small model on the CPU also has a process that takes its runs' steps (step_process.py)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: dict[tuple[str, str], LoadedModel] = {}
+        self._steppers: dict[tuple[str, str], StepProcess] = {}
 
     def loaded(self, name: str, device: str | None = None) -> bool:
         """Whether a run of `name` finds it loaded (else it is the first since start: cold)."""
@@ -183,6 +188,20 @@ class ModelCache:
                     COLOUR_TABLES.table(loaded.tokenizer)
                 self._models[key] = loaded
             return self._models[key]
+
+    def sampler(self, loaded: LoadedModel) -> Callable[..., Iterator[StepEvent]]:
+        """sample_steps for `loaded` (its arguments after the model). A small model's steps on
+        the CPU, a few ms each and mostly interpreter time, run in its step process, started
+        with the first run and again after one ends; a large model's, or a GPU's, run here."""
+        device = next(loaded.transformer.parameters()).device.type
+        if loaded.preset.large or device != "cpu":
+            return functools.partial(sample_steps, loaded.transformer)
+        key = (loaded.preset.name, device)
+        with self._lock:
+            stepper = self._steppers.get(key)
+            if stepper is None or not stepper.alive:
+                stepper = self._steppers[key] = StepProcess(loaded.transformer)
+            return stepper.sample_steps
 
 
 MODELS = ModelCache()

@@ -18,11 +18,11 @@ import numpy as np
 
 from par_demo.animation import side_by_side
 from par_demo.colour_table import COLOUR_TABLES
-from par_demo.editing import EditPlan, run_plan
+from par_demo.editing import EditPlan
 from par_demo.orders import Schedule, ScheduleSpec
 from par_demo.preview import (FRAME_INTERVAL, colour_preview, enlarge, masked_preview,
                               progress_overlay, step_frame)
-from par_demo.sampler import StepEvent, sample_steps
+from par_demo.sampler import StepEvent
 from par_demo.sampling import SamplingConfig
 from par_demo.ui.files import FILES
 from par_demo.ui import inputs, views
@@ -202,8 +202,8 @@ def _generation(plan: RunPlan, frame_interval: float, device: str | None):
     loaded = MODELS.get(plan.model, device)
     record = RunRecord.start(loaded, plan.class_id, plan.class_label, plan.schedule, plan.config,
                              cold=cold)
-    events = sample_steps(loaded.transformer, plan.schedule, [plan.class_id], plan.config,
-                          **step_options())
+    events = MODELS.sampler(loaded)(plan.schedule, [plan.class_id], plan.config,
+                                    **step_options())
     worker = StepWorker(_one_run_ticks(record, events), record.snapshot,
                         lambda: record.steps_done)
     with closing(_display(worker, frame_interval)) as states:
@@ -279,8 +279,8 @@ def _comparison(plan: ComparePlan, overlay: bool, frame_interval: float, device:
     records = [RunRecord.start(loaded, plan.class_id, plan.class_label, s, plan.config, key,
                                cold=cold)
                for s, key in zip(plan.schedules, plan.keys)]
-    streams = [sample_steps(loaded.transformer, s, [plan.class_id], plan.config,
-                            **step_options()) for s in plan.schedules]
+    sample = MODELS.sampler(loaded)
+    streams = [sample(s, [plan.class_id], plan.config, **step_options()) for s in plan.schedules]
     worker = StepWorker(_clock_ticks(records, streams),
                         lambda: [r.snapshot() for r in records],
                         lambda: max(r.steps_done for r in records))
@@ -365,8 +365,9 @@ def _edit_runs(plan: EditRunPlan, frame_interval: float, device: str | None):
         record.tokens += [t.astype(np.int16) for t in plan.done_tokens]
         record.step_seconds += [0.0] * len(plan.done_tokens)  # taken by the run it continues
         records.append(record)
-    streams = [run_plan(loaded.transformer, edit, [plan.class_id], config, **step_options())
-               for edit, config in zip(plan.edits, plan.configs)]
+    sample = MODELS.sampler(loaded)
+    streams = [sample(edit.schedule, [plan.class_id], config, prefix=edit.prefix,
+                      **step_options()) for edit, config in zip(plan.edits, plan.configs)]
     worker = StepWorker(_clock_ticks(records, streams),
                         lambda: [r.snapshot() for r in records],
                         lambda: max(r.steps_done for r in records))
