@@ -1,6 +1,6 @@
 """The released models on this CPU against the memory-bandwidth floor.
 
-    python -m benchmarks.released_cpu [--models PAR-XL-4x,LlamaGen-XL] [--formats bf16,fp32]
+    python -m benchmarks.released_cpu [--models PAR-XL-4x,LlamaGen-XL] [--formats bf16-prepacked,bf16,fp32]
                                       [--threads N] [--repeats 5] [--json out.json]
     python -m benchmarks.released_cpu --end-to-end PAR-XL-4x [--json out.json]
 
@@ -39,7 +39,8 @@ from par_demo.colour_table import COLOUR_TABLES, ColourTableConfig, measure_tabl
 from par_demo.models.fast import FastDecoder, pack_feed_forward
 from par_demo.models.transformer import Transformer
 from par_demo.models.vq import VQModel
-from par_demo.models.weight_format import step_matmul_seconds, weight_bytes
+from par_demo.models.packed import pack_linears, packing_available
+from par_demo.models.weight_format import WeightFormat, step_matmul_seconds, weight_bytes
 from par_demo.presets import LLAMAGEN_REPO, get_preset
 from par_demo.preview import colour_preview
 from par_demo.sampler import pick_tokens
@@ -48,7 +49,8 @@ from par_demo.sampling import SamplingConfig
 INDEX = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "golden" / "index.json"
 MANIFESTS = {"PAR-XL-4x": "PAR-XL-4x", "PAR-XXL-4x": "PAR-XXL-4x", "PAR-3B-4x": "PAR-3B-4x",
              "PAR-3B-16x": "PAR-3B-16x", "LlamaGen-XL": "LlamaGen-c2i-XL-384"}
-FORMATS = {"bf16": torch.bfloat16, "fp32": torch.float32}
+FORMATS = {"bf16-prepacked": WeightFormat(torch.bfloat16, packed=True),
+           "bf16": WeightFormat(torch.bfloat16), "fp32": WeightFormat(torch.float32)}
 PARALLEL = (1, 4, 16)
 GIB = 1 << 30
 
@@ -72,15 +74,17 @@ def random_state(shapes: dict[str, tuple[int, ...]], dtype: torch.dtype, seed: i
     return state
 
 
-def official_model(name: str, dtype: torch.dtype) -> Transformer:
-    """The preset's generator with random weights of the official layout, in `dtype`."""
+def official_model(name: str, dtype: torch.dtype, packed: bool = False) -> Transformer:
+    """The preset's generator with random weights of the official layout, in `dtype`
+    (prepacked for oneDNN if `packed`)."""
     preset = get_preset(name)
     with torch.device("meta"):
         model = Transformer(preset.args)
     state = random_state(manifest(MANIFESTS[name]), dtype)
     check_keys(name, state, {k: v.shape for k, v in model.state_dict().items()})
     model.load_state_dict(state, assign=True)
-    return pack_feed_forward(model.eval())
+    model = pack_feed_forward(model.eval())
+    return pack_linears(model) if packed else model
 
 
 def read_bandwidth(gib: float = 0.5, repeats: int = 3) -> float:
@@ -101,7 +105,7 @@ def step_seconds(model: Transformer, repeats: int) -> dict[int, list[float]]:
     each repeat, so a change in the machine's load hits all of them."""
     a = model.args
     decoder = FastDecoder(model, rows=2, length=a.grid * a.grid + 1)
-    dtype = model.output.weight.dtype
+    dtype = model.tok_embeddings.weight.dtype
     start = a.grid * a.grid // 2
     gen = torch.Generator().manual_seed(0)
     config = SamplingConfig(cfg_scale=1.5)
@@ -129,9 +133,10 @@ def image_seconds(name: str, per_parallel: dict[int, float]) -> float:
 
 
 def bench_model(name: str, dtype_name: str, bandwidth: float, repeats: int) -> dict:
-    dtype = FORMATS[dtype_name]
+    fmt = FORMATS[dtype_name]
+    dtype = fmt.dtype
     start = time.perf_counter()
-    model = official_model(name, dtype)
+    model = official_model(name, dtype, fmt.packed)
     build = time.perf_counter() - start
     floor = weight_bytes(model.args, dtype) / bandwidth
     threads = torch.get_num_threads()
@@ -140,7 +145,7 @@ def bench_model(name: str, dtype_name: str, bandwidth: float, repeats: int) -> d
            "floor_ms": round(floor * 1000, 1), "build_s": round(build, 1), "steps": {}}
     medians = {}
     for n, times in step_seconds(model, repeats).items():
-        matmul = step_matmul_seconds(model.args, 2 * n, dtype, threads)
+        matmul = step_matmul_seconds(model.args, 2 * n, fmt, threads)
         medians[n] = statistics.median(times)
         row["steps"][f"{n}x"] = {
             "ms": round(medians[n] * 1000, 1),
@@ -225,6 +230,7 @@ def end_to_end(name: str) -> dict:
     return {"model": name, "weights_written_s": round(written, 1),
             "colour_table_once_s": round(table_s, 1), "command_s": round(wall, 1),
             "model_s": report["seconds"], "steps": report["steps"], "dtype": report["dtype"],
+            "prepacked": report["prepacked"],
             "previews": report["previews"], "peak_rss_gb": round(peak / 1e9, 2)}
 
 
@@ -232,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join(MANIFESTS),
                    help="comma-separated presets (default: all five)")
-    p.add_argument("--formats", default="bf16,fp32")
+    p.add_argument("--formats", default="bf16-prepacked,bf16,fp32",
+                   help=f"comma-separated, of {', '.join(FORMATS)}")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--no-decode", action="store_true",
@@ -250,12 +257,19 @@ def main(argv: list[str] | None = None) -> int:
             if m not in MANIFESTS:
                 p.error(f"--models: {m!r} is not a released model; choose from "
                         f"{', '.join(MANIFESTS)}")
+        formats = [f.strip() for f in a.formats.split(",") if f.strip()]
+        for f in formats:
+            if f not in FORMATS:
+                p.error(f"--formats: {f!r} is not one of {', '.join(FORMATS)}")
+        if not packing_available() and "bf16-prepacked" in formats:
+            formats.remove("bf16-prepacked")
+            print("bf16-prepacked skipped: oneDNN has no bf16 kernels on this CPU")
         bandwidth = read_bandwidth()
         print(f"read bandwidth {bandwidth / 1e9:.1f} GB/s, {torch.get_num_threads()} threads")
         results = {"bandwidth_gb_s": round(bandwidth / 1e9, 1), "rows": []}
         for m in models:  # one model in memory at a time
-            for f in a.formats.split(","):
-                row = bench_model(m, f.strip(), bandwidth, a.repeats)
+            for f in formats:
+                row = bench_model(m, f, bandwidth, a.repeats)
                 results["rows"].append(row)
                 steps = " · ".join(f"{k} {v['ms']} ms ({v['x_floor']}x floor, matmul "
                                    f"{v['matmul_ms']})" for k, v in row["steps"].items())
@@ -264,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{row['image_s']} s" + (f" · LlamaGen-XL / PAR-XL-4x image from these "
                                                f"steps {same}" if same else ""), flush=True)
         images = {(r["model"], r["format"]): r["image_s"] for r in results["rows"]}
-        for f in a.formats.split(","):
+        for f in formats:
             if ("LlamaGen-XL", f) in images and ("PAR-XL-4x", f) in images:
                 ratio = images[("LlamaGen-XL", f)] / images[("PAR-XL-4x", f)]
                 results[f"llamagen_over_par_xl_{f}"] = round(ratio, 2)

@@ -71,7 +71,8 @@ def cmd_generate(a: argparse.Namespace) -> int:
     from par_demo.animation import caption, write_animation
     from par_demo.checkpoints import load_model
     from par_demo.colour_table import COLOUR_TABLES
-    from par_demo.cpu_cost import run_dtype
+    from par_demo.cpu_cost import run_format
+    from par_demo.models.weight_format import WeightFormat
     from par_demo.presets import get_preset
     from par_demo.preview import step_frame
     from par_demo.sampler import sample_steps
@@ -82,8 +83,10 @@ def cmd_generate(a: argparse.Namespace) -> int:
     config = replace(preset.sampling, seed=a.seed, greedy=a.greedy,
                      **{k: v for k, v in (("cfg_scale", a.cfg), ("temperature", a.temperature),
                                           ("top_k", a.top_k), ("top_p", a.top_p)) if v is not None})
-    dtype = run_dtype(preset, a.device) if a.dtype == "auto" else getattr(torch, a.dtype)
-    loaded = load_model(preset, device=a.device, dtype=dtype)
+    fmt = (run_format(preset, a.device) if a.dtype == "auto" else
+           WeightFormat(getattr(torch, a.dtype.removesuffix("-prepacked")),
+                        packed=a.dtype.endswith("-prepacked")))
+    loaded = load_model(preset, device=a.device, dtype=fmt.dtype, packed=fmt.packed)
     colour_frames = a.previews == "colours" or (
         a.previews == "auto" and preset.large and torch.device(a.device).type == "cpu")
     colours = COLOUR_TABLES.table(loaded.tokenizer) if colour_frames else None
@@ -101,7 +104,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
         "steps": schedule.num_steps, "tokens_per_step_max": max(schedule.sizes),
         "seconds": round(sum(step_seconds), 4),
         "seconds_per_step": round(float(np.mean(step_seconds)), 6),
-        "dtype": str(dtype).removeprefix("torch."),
+        "dtype": str(fmt.dtype).removeprefix("torch."), "prepacked": fmt.packed,
         "previews": "colour table" if colours is not None else "decoder",
         "out": a.out,
     }))
@@ -376,9 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--greedy", action="store_true", help="argmax instead of sampling")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
+    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "bfloat16-prepacked",
+                                        "float16"), default="auto",
                    help="transformer weights; auto: float32 for the embedded model, for released "
-                   "ones bfloat16 on a GPU and the format measured fastest on a CPU")
+                   "ones bfloat16 on a GPU and the format measured fastest on a CPU "
+                   "(bfloat16-prepacked: oneDNN's layout, CPU only)")
     p.add_argument("--previews", choices=("auto", "colours", "decoder"), default="auto",
                    help="frames before the last: drawn from the per-code colour table (a lookup) "
                    "or decoded; auto: the table for released models on a CPU, where their "

@@ -22,6 +22,7 @@ from safetensors import SafetensorError, safe_open
 
 from par_demo.classes import ASSETS
 from par_demo.models.fast import pack_feed_forward
+from par_demo.models.packed import pack_linears
 from par_demo.models.transformer import Transformer
 from par_demo.models.vq import VQModel
 from par_demo.pickle_scan import ZIP_MAGIC, code_globals, scan_checkpoint
@@ -231,11 +232,15 @@ class LoadedModel:
 
 
 def load_model(preset: ModelPreset | str, device="cpu", dtype=torch.float32,
-               cache_dir: str | Path | None = None, download: bool = True) -> LoadedModel:
-    """Load a preset's generator and tokenizer; a missing or bad file raises CheckpointError."""
+               cache_dir: str | Path | None = None, download: bool = True,
+               packed: bool = False) -> LoadedModel:
+    """Load a preset's generator and tokenizer; a missing or bad file raises CheckpointError.
+    `packed`: the generator's bf16 matrices in oneDNN's layout for CPU steps (models/packed.py)."""
     preset = get_preset(preset) if isinstance(preset, str) else preset
     gen_path = weight_file(preset.weights, cache_dir, download)
     tok_path = weight_file(preset.tokenizer.weights, cache_dir, download)
     transformer = load_transformer(preset, gen_path, device, dtype)
+    if packed:
+        pack_linears(transformer)
     tokenizer = load_tokenizer(preset.tokenizer, tok_path, device)
     return LoadedModel(preset, transformer, tokenizer)

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 import torch
 
-from par_demo.models.weight_format import fastest_cpu_format
+from par_demo.models.weight_format import WeightFormat, fastest_cpu_format
 from par_demo.presets import ModelPreset
 
 
 @dataclass(frozen=True)
 class CpuCost:
-    dtype: torch.dtype  # the weight format the model runs in here
+    format: WeightFormat  # the weight format the model runs in here
     image_seconds: float  # model time of one image
     source: str  # how the time was found, as the page says it
 
@@ -42,10 +42,10 @@ class CpuCosts:
     def cost(self, preset: ModelPreset) -> CpuCost:
         with self._lock:
             if preset.name not in self._costs:
-                dtype, seconds = fastest_cpu_format(preset.args, step_rows(preset))
+                fmt, seconds = fastest_cpu_format(preset.args, step_rows(preset))
                 self._costs[preset.name] = CpuCost(
-                    dtype, seconds, f"{_format_name(dtype)} matrix products measured here; "
-                                    "attention and sampling come on top")
+                    fmt, seconds, f"{fmt.name} matrix products measured here; "
+                                  "attention and sampling come on top")
             return self._costs[preset.name]
 
     def known(self, preset: ModelPreset) -> CpuCost | None:
@@ -56,24 +56,20 @@ class CpuCosts:
     def remember_run(self, preset: ModelPreset, model_seconds: float) -> None:
         """A complete run's model time replaces the estimate of the next."""
         with self._lock:
-            dtype = self._costs[preset.name].dtype if preset.name in self._costs else None
-            if dtype is not None:
-                self._costs[preset.name] = CpuCost(dtype, model_seconds,
+            fmt = self._costs[preset.name].format if preset.name in self._costs else None
+            if fmt is not None:
+                self._costs[preset.name] = CpuCost(fmt, model_seconds,
                                                    "your last run on this machine")
-
-
-def _format_name(dtype: torch.dtype) -> str:
-    return {torch.bfloat16: "bf16", torch.float32: "fp32"}.get(dtype, str(dtype))
 
 
 CPU_COSTS = CpuCosts()
 
 
-def run_dtype(preset: ModelPreset, device: str) -> torch.dtype:
+def run_format(preset: ModelPreset, device: str) -> WeightFormat:
     """The weight format of a run: bf16 for released models on a GPU that has it (as the
     official sampling code), the format measured fastest on a CPU; fp32 for the small models."""
     if not preset.large:
-        return torch.float32
+        return WeightFormat(torch.float32)
     if torch.device(device).type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return CPU_COSTS.cost(preset).dtype
+        return WeightFormat(torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32)
+    return CPU_COSTS.cost(preset).format

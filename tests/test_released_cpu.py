@@ -18,12 +18,15 @@ from par_demo.checkpoints import load_model
 from par_demo.models.fast import FastDecoder, stacked_rows
 from par_demo.models.slots import slot_layout
 from par_demo.models.transformer import ModelArgs, Transformer
-from par_demo.models.weight_format import CPU_FORMATS, fastest_cpu_format, weight_bytes
+from par_demo.models.packed import PackedLinear, is_packed, pack_linears, packing_available
+from par_demo.models.weight_format import cpu_formats, fastest_cpu_format, weight_bytes
 from par_demo.orders import build_schedule
+from par_demo.sampler import sample_steps
+from par_demo.sampling import SamplingConfig
 from par_demo.presets import get_preset
 from par_demo.ui import views
 from par_demo.ui.cpu_lane import CPU_LANE, CpuLane
-from par_demo.cpu_cost import CpuCosts, step_rows
+from par_demo.cpu_cost import CPU_COSTS, CpuCosts, step_rows
 from par_demo.ui.machine import check_availability
 from support import (INDEX, TRANSFORMER_CASES, HubCache, golden_expected, golden_spec,
                      golden_weights, tiny_released_preset)
@@ -77,12 +80,12 @@ def test_a_run_replaces_the_measured_estimate():
     preset = tiny_released_preset("PAR-XL-4x", "par_tiny_4x", REPO)
     costs = CpuCosts()
     first = costs.cost(preset)
-    assert first.dtype in CPU_FORMATS and first.image_seconds > 0
+    assert first.format in cpu_formats() and first.image_seconds > 0
     assert "measured here" in first.note
     costs.remember_run(preset, 12.5)
     assert costs.cost(preset).note == ("runs on this CPU, about 12 s per image "
                                        "(your last run on this machine)")
-    assert costs.cost(preset).dtype == first.dtype
+    assert costs.cost(preset).format == first.format
 
 
 def test_step_rows_follow_the_schedule_and_guidance():
@@ -105,8 +108,9 @@ def test_a_step_reads_the_released_matrices(name, manifest):
 
 def test_the_fastest_format_is_one_of_the_cpu_formats():
     args = tiny_released_preset("PAR-XL-4x", "par_tiny_4x", REPO).args
-    dtype, seconds = fastest_cpu_format(args, [2, 8, 8])
-    assert dtype in CPU_FORMATS and seconds > 0
+    fmt, seconds = fastest_cpu_format(args, [2, 8, 8])
+    assert fmt in cpu_formats() and seconds > 0
+    assert any(f.packed for f in cpu_formats()) == packing_available()
 
 
 def test_loading_in_bf16_converts_every_weight_and_packs_the_feed_forward(hub):
@@ -123,6 +127,7 @@ def test_loading_in_bf16_converts_every_weight_and_packs_the_feed_forward(hub):
 
 
 NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+NEEDS_PACKING = pytest.mark.skipif(not packing_available(), reason="oneDNN without bf16 here")
 
 
 def _teacher_forced_share(model, case: str, cfg: float) -> float:
@@ -130,7 +135,7 @@ def _teacher_forced_share(model, case: str, cfg: float) -> float:
     them (each step's choice alone, not the drift of a free run)."""
     schedule = build_schedule(golden_spec(case))
     layout = slot_layout(schedule)
-    device = model.output.weight.device
+    device = model.tok_embeddings.weight.device
     expected = golden_expected(case)[f"greedy_cfg{cfg}_raster"].to(device)
     cond = torch.tensor([1, 7], device=device)
     if cfg > 1:
@@ -165,6 +170,37 @@ def test_bf16_picks_fp32s_greedy_tokens_on_the_golden_cases(case, cfg, device):
     assert shares[torch.bfloat16] >= BF16_TEACHER_FORCED_SHARE, shares
 
 
+@NEEDS_PACKING
+@pytest.mark.parametrize("case", list(TRANSFORMER_CASES))
+def test_prepacked_bf16_gives_plain_bf16s_logits_bit_for_bit(case):
+    """The prepacked layout changes how the matrices are read, not the products: the same
+    logits as plain bf16 on the golden cases, so the same tokens and the same share above."""
+    base = {"par_tiny_4x": "PAR-XL-4x", "par_tiny_16x": "PAR-3B-16x",
+            "llamagen_tiny_1x": "LlamaGen-XL"}[case]
+    args = tiny_released_preset(base, case, REPO).args
+    models = []
+    for _ in range(2):
+        model = Transformer(args)
+        model.load_state_dict(golden_weights(case))
+        models.append(model.to(torch.bfloat16).eval())
+    pack_linears(models[1])
+    assert isinstance(models[1].layers[0].feed_forward.w1, PackedLinear)
+    schedule = build_schedule(golden_spec(case))
+    layout = slot_layout(schedule)
+    cond = torch.tensor([1, 7, args.num_classes, args.num_classes])
+    expected = golden_expected(case)["greedy_cfg1.5_raster"]
+    steps = [FastDecoder(m, len(cond), layout.kind.size).run(layout, cond) for m in models]
+    with torch.inference_mode():
+        for t in range(schedule.num_steps):
+            plain, packed = (step(t, expected) for step in steps)
+            assert torch.equal(plain, packed), t
+    # the module's own forward (the plain step path) calls the packed layers too
+    greedy = SamplingConfig(greedy=True, cfg_scale=1.5)
+    plain, packed = ([e.tokens for e in sample_steps(m, schedule, [1, 7], greedy, fast=False)]
+                     for m in models)
+    np.testing.assert_array_equal(np.stack(plain), np.stack(packed))
+
+
 def test_the_status_line_compares_the_estimate_with_the_run():
     schedule = get_preset("PAR-XL-4x").check(get_preset("PAR-XL-4x").runs)
     line = views.done_line(schedule, 18.0, None, 20.0, "cpu (test)", False, estimate=15.0)
@@ -177,6 +213,7 @@ import sys, torch
 from dataclasses import replace
 from pathlib import Path
 from par_demo.checkpoints import load_transformer
+from par_demo.models.packed import pack_linears
 from par_demo.models.transformer import ModelArgs, Transformer
 from par_demo.presets import get_preset
 
@@ -190,15 +227,19 @@ with torch.device("meta"):  # the first meta model imports 80 MB of torch's code
 open("/proc/self/clear_refs", "w").write("5")  # the peak (VmHWM) restarts from here
 before = memory("VmRSS")
 model = load_transformer(preset, Path(sys.argv[1]), dtype=torch.bfloat16)
+if sys.argv[3] == "prepacked":
+    pack_linears(model)
 print(memory("VmHWM") - before)
 """
 
 
+@pytest.mark.parametrize("layout", ["plain", pytest.param("prepacked", marks=NEEDS_PACKING)])
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
-def test_loading_holds_the_file_and_the_run_format_never_a_second_fp32_copy(tmp_path, suffix):
-    """In a fresh process, the peak memory while loading a 112 MB fp32 checkpoint into bf16:
-    at most the file (mapped, or read a tensor at a time) plus the bf16 weights, with 16 MB to
-    spare; a second fp32 copy would add 112 MB."""
+def test_loading_holds_the_file_and_the_run_format_never_a_second_fp32_copy(tmp_path, suffix,
+                                                                             layout):
+    """In a fresh process, the peak memory while loading a 112 MB fp32 checkpoint into bf16
+    (and prepacking it): at most the file (mapped, or read a tensor at a time) plus the bf16
+    weights, with 16 MB to spare; a second fp32 copy would add 112 MB, a second bf16 one 56."""
     config = dict(dim=512, n_layer=7, n_head=8, vocab_size=4096, grid=8, num_classes=10,
                   num_fillers=3)
     model = Transformer(ModelArgs(**config)).init_weights(torch.Generator().manual_seed(0))
@@ -210,7 +251,7 @@ def test_loading_holds_the_file_and_the_run_format_never_a_second_fp32_copy(tmp_
         save_file(state, str(path))
     bf16_bytes = sum(v.numel() for v in state.values()) * 2
     del model, state
-    out = subprocess.run([sys.executable, "-c", LOAD_AND_REPORT, str(path), repr(config)],
+    out = subprocess.run([sys.executable, "-c", LOAD_AND_REPORT, str(path), repr(config), layout],
                          capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr
@@ -223,7 +264,7 @@ def test_the_fast_step_reads_the_loaded_weights_without_a_fused_copy(hub):
                        dtype=torch.bfloat16, cache_dir=hub.root).transformer
     decoder = FastDecoder(model, rows=2, length=64)
     for block, weights in zip(model.layers, decoder.layers):
-        w13 = weights["w13"]
+        w13 = weights["gate_up"].keywords["w13"]
         assert w13.untyped_storage().data_ptr() == block.feed_forward.w1.weight.untyped_storage().data_ptr()
         assert torch.equal(w13, torch.cat([block.feed_forward.w1.weight,
                                            block.feed_forward.w3.weight]))
@@ -256,7 +297,9 @@ def test_a_released_layout_model_streams_on_the_cpu_through_the_app(hub, tmp_pat
         if ahead is not None:
             CPU_LANE.leave(ahead)
         machine.availability.cache_clear()
-    assert machine.MODELS.get(preset.name, "cpu").transformer.output.weight.dtype in CPU_FORMATS
+    run_model = machine.MODELS.get(preset.name, "cpu").transformer
+    assert run_model.tok_embeddings.weight.dtype in {f.dtype for f in cpu_formats()}
+    assert is_packed(run_model) == CPU_COSTS.cost(preset).format.packed
     assert "on this CPU" in outs[0].status
     last = outs[-1]
     assert last.run.complete and last.run.device.startswith("cpu")

@@ -23,7 +23,7 @@ from spaces.config import Config as SpacesConfig
 
 from par_demo.checkpoints import LoadedModel, load_model, local_weight_file
 from par_demo.colour_table import COLOUR_TABLES
-from par_demo.cpu_cost import CPU_COSTS, run_dtype
+from par_demo.cpu_cost import CPU_COSTS, run_format
 from par_demo.presets import PRESETS, ModelPreset, get_preset
 from par_demo.sampler import StepEvent, sample_steps
 from par_demo.step_process import StepProcess
@@ -182,8 +182,9 @@ class ModelCache:
         with self._lock:
             if key not in self._models:
                 # download=False: start-up decided availability from local files; never fetch here
-                loaded = load_model(preset, device=device, dtype=run_dtype(preset, device),
-                                    download=False)
+                fmt = run_format(preset, device)
+                loaded = load_model(preset, device=device, dtype=fmt.dtype, download=False,
+                                    packed=fmt.packed)
                 if preset.large and device == "cpu":  # with the load, not mid-run (runs.py)
                     COLOUR_TABLES.table(loaded.tokenizer)
                 self._models[key] = loaded
