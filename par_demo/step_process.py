@@ -53,6 +53,10 @@ class StepProcess:
         threading.Thread(target=self._read, name="par-steps-reader", daemon=True).start()
 
     @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
     def alive(self) -> bool:
         return not self._ended and self._process.poll() is None
 

@@ -12,6 +12,7 @@ from par_demo.presets import DEFAULT_MODEL
 from par_demo.sampler import Prefix, sample_steps
 from par_demo.sampling import SamplingConfig
 from par_demo.step_process import ENDED, StepProcess
+from par_demo.ui import machine
 from par_demo.ui.machine import ModelCache
 
 DISTANT_4X = build_schedule(ScheduleSpec(16, "distant", 4, True))
@@ -88,12 +89,30 @@ def test_a_dead_process_is_named_and_replaced(loaded):
     sample = cache.sampler(cached)
     run = sample(RASTER_1X, [4], CONFIG)
     next(run)
-    os.kill(sample.__self__._process.pid, signal.SIGKILL)
+    [first] = cache.step_processes(DEFAULT_MODEL)
+    os.kill(first.pid, signal.SIGKILL)
     with pytest.raises(RuntimeError, match=ENDED):
         list(run)
-    again = cache.sampler(cached)
-    assert again.__self__ is not sample.__self__
     np.testing.assert_array_equal(
-        tokens_of(again(DISTANT_4X, [7], CONFIG)),
+        tokens_of(sample(DISTANT_4X, [7], CONFIG)),
         tokens_of(sample_steps(loaded.transformer, DISTANT_4X, [7], CONFIG)))
-    again.__self__.close()
+    [second] = cache.step_processes(DEFAULT_MODEL)
+    assert second.pid != first.pid
+    second.close()
+
+
+def test_overlapping_runs_take_their_own_processes_up_to_the_cores(loaded, monkeypatch):
+    monkeypatch.setattr(machine, "concurrent_cpu_runs", lambda: 2)
+    cache = ModelCache()
+    sample = cache.sampler(cache.get(DEFAULT_MODEL, "cpu"))
+    runs = [sample(DISTANT_4X, [c], CONFIG) for c in (1, 9, 12)]
+    firsts = [next(run) for run in runs]  # three runs at once: two processes, one shared
+    processes = cache.step_processes(DEFAULT_MODEL)
+    assert len(processes) == 2
+    for c, first, run in zip((1, 9, 12), firsts, runs):
+        alone = tokens_of(sample_steps(loaded.transformer, DISTANT_4X, [c], CONFIG))
+        np.testing.assert_array_equal(tokens_of([first, *run]), alone)
+    next(sample(DISTANT_4X, [2], CONFIG))  # all idle again: no third process
+    assert len(cache.step_processes(DEFAULT_MODEL)) == 2
+    for process in processes:
+        process.close()

@@ -168,7 +168,7 @@ class ModelCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: dict[tuple[str, str], LoadedModel] = {}
-        self._steppers: dict[tuple[str, str], StepProcess] = {}
+        self._steppers: dict[tuple[str, str], list[_Stepper]] = {}
 
     def loaded(self, name: str, device: str | None = None) -> bool:
         """Whether a run of `name` finds it loaded (else it is the first since start: cold)."""
@@ -192,17 +192,51 @@ class ModelCache:
 
     def sampler(self, loaded: LoadedModel) -> Callable[..., Iterator[StepEvent]]:
         """sample_steps for `loaded` (its arguments after the model). A small model's steps on
-        the CPU, a few ms each and mostly interpreter time, run in its step process, started
-        with the first run and again after one ends; a large model's, or a GPU's, run here."""
+        the CPU, a few ms each and mostly interpreter time, run in a step process of their
+        own; a large model's, or a GPU's, run here."""
         device = next(loaded.transformer.parameters()).device.type
         if loaded.preset.large or device != "cpu":
             return functools.partial(sample_steps, loaded.transformer)
-        key = (loaded.preset.name, device)
+        return functools.partial(self._stepped, loaded)
+
+    def _stepped(self, loaded: LoadedModel, *args, **kwargs) -> Iterator[StepEvent]:
+        stepper = self._take_stepper(loaded)
+        try:
+            yield from stepper.process.sample_steps(*args, **kwargs)
+        finally:
+            with self._lock:
+                stepper.runs -= 1
+
+    def _take_stepper(self, loaded: LoadedModel) -> "_Stepper":
+        """The least busy of the model's step processes; a new one when all are busy and
+        there are fewer than the runs the cores take at once, or none is alive."""
+        key = (loaded.preset.name, "cpu")
         with self._lock:
-            stepper = self._steppers.get(key)
-            if stepper is None or not stepper.alive:
-                stepper = self._steppers[key] = StepProcess(loaded.transformer)
-            return stepper.sample_steps
+            pool = [s for s in self._steppers.get(key, []) if s.process.alive]
+            stepper = min(pool, key=lambda s: s.runs, default=None)
+            if stepper is None or (stepper.runs and len(pool) < concurrent_cpu_runs()):
+                stepper = _Stepper(StepProcess(loaded.transformer))
+                pool.append(stepper)
+            self._steppers[key] = pool
+            stepper.runs += 1
+            return stepper
+
+    def step_processes(self, name: str) -> list[StepProcess]:
+        """The live step processes of a small model."""
+        with self._lock:
+            return [s.process for s in self._steppers.get((get_preset(name).name, "cpu"), [])
+                    if s.process.alive]
+
+
+@dataclass
+class _Stepper:
+    process: StepProcess
+    runs: int = 0  # runs taking their steps in it now
+
+
+def concurrent_cpu_runs() -> int:
+    """Runs the cores take at once with torch's threads per run (configure_cpu_threads)."""
+    return max(1, (os.cpu_count() or 1) // torch.get_num_threads())
 
 
 MODELS = ModelCache()
