@@ -111,7 +111,9 @@ def test_generation_streams_the_latest_state_and_stops_its_worker_when_closed():
     p = plan(parallel=16)
     steps = p.schedule.num_steps
     seen = [record.steps_done for record, _ in generation_stream(p, frame_interval=0.0)]
-    assert seen[0] == 1 and seen[-1] == steps and seen == sorted(set(seen))
+    # the steps run ahead of the display (in a step process): the first frame is whatever is
+    # done when the display first looks, and every frame after it is newer
+    assert seen[0] >= 1 and seen[-1] == steps and seen == sorted(set(seen))
 
     def workers() -> set:
         return {t for t in threading.enumerate() if t.name == "par-run"}

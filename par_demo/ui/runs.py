@@ -173,8 +173,9 @@ def replay_views(record: RunRecord, step: int) -> RunViews:
 
 
 def _display(worker: StepWorker, frame_interval: float) -> Iterator[object]:
-    """The worker's latest state, at most every `frame_interval` seconds: the first step, then
-    whatever is newest when a frame is due, and always the last. Closing it stops the run."""
+    """The worker's latest state, at most every `frame_interval` seconds: as soon as a step is
+    done, then whatever is newest when a frame is due, and always the last. Closing it stops
+    the run."""
     shown, due = 0, 0.0
     try:
         while (latest := worker.latest(shown, due)) is not None:
@@ -218,7 +219,7 @@ _placed_generation = placed(
 
 def generation_stream(plan: RunPlan, frame_interval: float = FRAME_INTERVAL
                       ) -> Iterator[tuple[RunRecord, RunViews]]:
-    """(record so far, pictures) after the first step, then the latest state at most every
+    """(record so far, pictures) once a step is done, then the latest state at most every
     `frame_interval` seconds, and after the last step. The steps run in their own worker at the
     engine's speed; closing the generator stops the run between two steps."""
     with closing(_placed_generation(plan.model, plan, frame_interval)) as states:
