@@ -180,9 +180,10 @@ PROFILES: dict[str, Profile] = {
     "cpu-gen3": Profile(
         # continues the pilot's export (--init-from; pilot: 400 steps at one rate from the widened
         # gen2 file, then 500 with the class embedding at 10x the rate, since each of its rows is
-        # drawn once in about 50 steps); 3200 steps at about 2 s each in bf16 fit one session
+        # drawn once in about 50 steps); 3000 steps at about 2 s each in bf16 fit one session,
+        # with the held-out losses (2.5 minutes at one thread) every 500 steps, not every 100
         generator=GeneratorTraining(model=replace(EMBEDDED_GEN2.args, num_classes=GEN3_CLASSES),
-                                    steps=3200, batch_size=32, log_every=50, save_every=100,
+                                    steps=3000, batch_size=32, log_every=50, save_every=500,
                                     cpu_bf16=True,
                                     optim=OptimConfig(lr=6e-4, warmup_steps=30,
                                                       lr_scales=(("cls_embedding", 10.0),))),
