@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -29,6 +30,7 @@ from par_demo.models.transformer import Transformer
 from par_demo.sampler import StepEvent, sample_steps
 
 ENDED = "the step process ended unexpectedly; the next run starts a new one"
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
 class StepProcess:
@@ -37,9 +39,12 @@ class StepProcess:
     def __init__(self, model: Transformer, threads: int | None = None) -> None:
         to_child, self._child_in = os.pipe()
         self._child_out, from_child = os.pipe()
+        # the package's own folder first: the app may run from any working directory
+        path = os.pathsep.join(filter(None, (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH"))))
         self._process = subprocess.Popen(
             [sys.executable, "-m", "par_demo.step_process", str(to_child), str(from_child)],
-            pass_fds=(to_child, from_child), env=dict(os.environ, PYTHONUNBUFFERED="1"))
+            pass_fds=(to_child, from_child),
+            env=dict(os.environ, PYTHONPATH=path, PYTHONUNBUFFERED="1"))
         os.close(to_child)
         os.close(from_child)
         self._send_conn = Connection(self._child_in, readable=False)

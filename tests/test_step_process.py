@@ -116,3 +116,13 @@ def test_overlapping_runs_take_their_own_processes_up_to_the_cores(loaded, monke
     assert len(cache.step_processes(DEFAULT_MODEL)) == 2
     for process in processes:
         process.close()
+
+
+def test_the_process_starts_from_any_working_directory(loaded, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # as `python /path/to/app.py` from elsewhere
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    process = StepProcess(loaded.transformer, threads=1)
+    try:
+        assert len(list(process.sample_steps(DISTANT_4X, [3], CONFIG))) == DISTANT_4X.num_steps
+    finally:
+        process.close()
