@@ -50,11 +50,16 @@ class StepProcess:
         self._send_conn = Connection(self._child_in, readable=False)
         self._recv_conn = Connection(self._child_out, writable=False)
         state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-        self._send_conn.send((model.args, save_tensors(state), threads or torch.get_num_threads()))
         self._send_lock = threading.Lock()
         self._runs: dict[int, queue.SimpleQueue] = {}
         self._ids = itertools.count()
         self._ended = False
+        try:
+            self._send_conn.send((model.args, save_tensors(state),
+                                  threads or torch.get_num_threads()))
+        except OSError:  # it did not start: every run says so (`alive` is False)
+            self._ended = True
+            return
         threading.Thread(target=self._read, name="par-steps-reader", daemon=True).start()
 
     @property

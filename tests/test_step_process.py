@@ -126,3 +126,12 @@ def test_the_process_starts_from_any_working_directory(loaded, tmp_path, monkeyp
         assert len(list(process.sample_steps(DISTANT_4X, [3], CONFIG))) == DISTANT_4X.num_steps
     finally:
         process.close()
+
+
+def test_a_run_steps_here_when_the_process_cannot_start(loaded, monkeypatch):
+    monkeypatch.setattr("par_demo.step_process.sys.executable", "/bin/false")
+    cache = ModelCache()
+    sample = cache.sampler(cache.get(DEFAULT_MODEL, "cpu"))
+    np.testing.assert_array_equal(
+        tokens_of(sample(DISTANT_4X, [7], CONFIG)),
+        tokens_of(sample_steps(loaded.transformer, DISTANT_4X, [7], CONFIG)))

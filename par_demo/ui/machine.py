@@ -9,6 +9,7 @@ else on the CPU in the weight format measured fastest here, with the image time 
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 import platform
@@ -26,9 +27,10 @@ from par_demo.colour_table import COLOUR_TABLES
 from par_demo.cpu_cost import CPU_COSTS, run_format
 from par_demo.presets import PRESETS, ModelPreset, get_preset
 from par_demo.sampler import StepEvent, sample_steps
-from par_demo.step_process import StepProcess
+from par_demo.step_process import ENDED, StepProcess
 from par_demo.ui.cpu_lane import CPU_LANE
 
+log = logging.getLogger("par_demo.ui")
 gpu = spaces.GPU  # returns the function unchanged unless the app runs on ZeroGPU
 
 
@@ -200,9 +202,19 @@ class ModelCache:
         return functools.partial(self._stepped, loaded)
 
     def _stepped(self, loaded: LoadedModel, *args, **kwargs) -> Iterator[StepEvent]:
+        """A run's steps in a step process; in this one if that process ends before the
+        run's first step (it could not start here), so a run never fails for it."""
         stepper = self._take_stepper(loaded)
+        started = False
         try:
-            yield from stepper.process.sample_steps(*args, **kwargs)
+            for event in stepper.process.sample_steps(*args, **kwargs):
+                started = True
+                yield event
+        except RuntimeError as err:
+            if started or str(err) != ENDED:
+                raise
+            log.warning("the step process ended before a first step; this run steps here")
+            yield from sample_steps(loaded.transformer, *args, **kwargs)
         finally:
             with self._lock:
                 stepper.runs -= 1
