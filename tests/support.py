@@ -182,11 +182,14 @@ def tiny_dataset(folder: Path) -> EmojiDataset:
 
 
 def smiling_face_score(images_NHW3: np.ndarray) -> tuple[float, float]:
-    """(darkest channel of the mean corner colour, red minus blue at the centre) of pictures of
-    the embedded model's class 0: a trained model draws a yellow disc on white (both large);
-    random weights draw coloured noise."""
+    """(darkest channel of the mean corner colour, red minus blue of the central half) of
+    pictures of the embedded model's class 0: a trained model draws a yellow disc on white (both
+    large); random weights draw coloured noise. The central half's median per picture, so a
+    wide mouth or the eyes do not count against the disc (measured: 74 to 142 over the app's
+    orderings at step 3000 of gen3, 25 for random weights)."""
     im = images_NHW3.astype(np.float64)
     corners = np.concatenate([im[:, :6, :6], im[:, :6, -6:], im[:, -6:, :6], im[:, -6:, -6:]], 1)
     h, w = im.shape[1:3]
-    centre = im[:, h // 2 - 8:h // 2 + 8, w // 2 - 8:w // 2 + 8].mean((0, 1, 2))
-    return float(corners.mean((0, 1, 2)).min()), float(centre[0] - centre[2])
+    centre = im[:, h // 4:3 * h // 4, w // 4:3 * w // 4]
+    yellow = np.median(centre[..., 0] - centre[..., 2], axis=(1, 2)).mean()
+    return float(corners.mean((0, 1, 2)).min()), float(yellow)

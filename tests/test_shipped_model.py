@@ -43,12 +43,12 @@ def test_the_shipped_files_record_their_training_run():
 def test_every_app_ordering_draws_a_yellow_face_on_white(loaded, key):
     corner, yellow = smiling_face_score(faces(loaded, key))
     assert corner > 215, f"{key}: background {corner:.0f} is not white"
-    assert yellow > 80, f"{key}: centre red - blue {yellow:.0f} is not yellow"
+    assert yellow > 50, f"{key}: red - blue {yellow:.0f} of the central half is not yellow"
 
 
 def test_random_weights_fail_the_same_check():
     corner, yellow = smiling_face_score(faces(random_model(EMBEDDED), "distant 4x"))
-    assert corner <= 215 or yellow <= 80
+    assert corner <= 215 or yellow <= 50
 
 
 def test_the_shipped_encoder_tokenizes_a_picture_back(loaded):
