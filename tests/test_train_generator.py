@@ -129,3 +129,17 @@ def test_training_continues_from_exported_weights_with_a_rewarm(grids, tmp_path)
     with pytest.raises(ValueError, match="another config"):
         train_generator(replace(base, class_dropout_p=0.5), grids, tmp_path / "other", "cpu",
                         quiet=True, init_from=shipped)
+
+
+def test_the_dropout_override_trains_without_dropout_and_logs_the_fit_of_training_pictures(
+        grids, tmp_path):
+    model = train_generator(replace(CONFIG, dropout=0.0), grids, tmp_path / "run", "cpu",
+                            quiet=True)
+    assert model.tok_dropout.p == 0.0 and all(
+        layer.attention.resid_dropout.p == layer.feed_forward.ffn_dropout.p == 0.0
+        for layer in model.layers)
+    fit = [r for r in MetricsLog(tmp_path / "run").read()
+           if "train distant 4x, with initial tokens" in r]
+    assert fit and 0 < fit[-1]["train distant 4x, with initial tokens"] < 20
+    # what is exported and run is the architecture, which has no say on training's dropout
+    assert load_trained_generator(tmp_path / "run").args == CONFIG.model

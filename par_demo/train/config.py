@@ -59,6 +59,9 @@ class GeneratorTraining:
     batch_size: int = 256
     optim: OptimConfig = OptimConfig(lr=1e-3, weight_decay=0.05, warmup_steps=500)
     class_dropout_p: float = 0.1  # the null class, for classifier-free guidance
+    # the token, residual and feed-forward dropout of training (None: the model's own); a model
+    # that must memorise a few drawings per class underfits with it
+    dropout: float | None = None
     # bf16 autocast on the CPU: 1.45x faster a step on an AVX512-bf16 CPU, slower without one
     cpu_bf16: bool = False
     flip_p: float = 0.5  # train on the token grid of the mirrored image half the time
@@ -134,6 +137,16 @@ TOKENIZER_GEN2 = replace(EMOJI_TOKENIZER_GEN2.args, with_encoder=True)
 
 _TOY_MODEL = replace(EMBEDDED_GEN1.args, dim=64, n_layer=2, n_head=4)
 
+# continues the pilot's export (--init-from; pilot: 400 steps at one rate from the widened gen2
+# file, then 500 with the class embedding at 10x the rate, since each of its rows is drawn once in
+# about 50 steps); 3000 steps at about 2 s each in bf16 fit one session, with the held-out losses
+# (2.5 minutes at one thread) every 500 steps, not every 100
+_CPU_GEN3 = GeneratorTraining(model=replace(EMBEDDED_GEN2.args, num_classes=GEN3_CLASSES),
+                              steps=3000, batch_size=32, log_every=50, save_every=500,
+                              cpu_bf16=True,
+                              optim=OptimConfig(lr=6e-4, warmup_steps=30,
+                                                lr_scales=(("cls_embedding", 10.0),)))
+
 PROFILES: dict[str, Profile] = {
     "toy": Profile(
         tokenizer=TokenizerTraining(steps=4, batch_size=4, restart_every=2, log_every=1,
@@ -177,16 +190,17 @@ PROFILES: dict[str, Profile] = {
     # the third generation (issue 32): the gen2 architecture with one class per training emoji
     # (assets/emoji_classes_gen3.json), warm-started from the shipped gen2 file widened by
     # par_demo.train.per_emoji; its codes are data/emoji64_extra_codes_gen3.npz
-    "cpu-gen3": Profile(
-        # continues the pilot's export (--init-from; pilot: 400 steps at one rate from the widened
-        # gen2 file, then 500 with the class embedding at 10x the rate, since each of its rows is
-        # drawn once in about 50 steps); 3000 steps at about 2 s each in bf16 fit one session,
-        # with the held-out losses (2.5 minutes at one thread) every 500 steps, not every 100
-        generator=GeneratorTraining(model=replace(EMBEDDED_GEN2.args, num_classes=GEN3_CLASSES),
-                                    steps=3000, batch_size=32, log_every=50, save_every=500,
-                                    cpu_bf16=True,
-                                    optim=OptimConfig(lr=6e-4, warmup_steps=30,
-                                                      lr_scales=(("cls_embedding", 10.0),))),
+    "cpu-gen3": Profile(generator=_CPU_GEN3),
+    # a new phase of the per-emoji model (--start-from the shipped file): with dropout and flips
+    # the 3000 steps of cpu-gen3 barely fit the drawings (training loss 2.46-2.51 against 2.47
+    # held-out unconditional), and a mirror image is another picture to learn
+    "cpu-gen3-fit": Profile(
+        generator=replace(_CPU_GEN3, steps=4000, dropout=0.0, flip_p=0.0),
+    ),
+    # the same with a fourth block on top (par_demo.train.grow): a guided step costs about 1.3x
+    "cpu-gen3-deep": Profile(
+        generator=replace(_CPU_GEN3, model=replace(_CPU_GEN3.model, n_layer=4), steps=4000,
+                          dropout=0.0, flip_p=0.0),
     ),
     # a decoder-only phase of the gen2 tokenizer (--start-from its exported file): sharper
     # pictures from the same codes, so the gen2 generator's training stays valid

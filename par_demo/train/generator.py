@@ -9,13 +9,14 @@ class is replaced by the null class with probability class_dropout_p, for guidan
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from par_demo.models.transformer import Transformer
+from par_demo.models.transformer import ModelArgs, Transformer
 from par_demo.orders import build_schedule
 from par_demo.train.codes import TokenGrids
 from par_demo.train.config import GeneratorTraining
@@ -52,13 +53,22 @@ def teacher_forced_loss(model: Transformer, grids_BL, cond_B, rows_B, bank: Layo
                            batch.targets.reshape(-1))
 
 
+def training_model_args(config: GeneratorTraining) -> ModelArgs:
+    """The model as trained: the config's dropout in place of the model's own, if it names one."""
+    p = config.dropout
+    if p is None:
+        return config.model
+    return replace(config.model, token_dropout_p=p, resid_dropout_p=p, ffn_dropout_p=p)
+
+
 @torch.no_grad()
-def heldout_losses(model: Transformer, config: GeneratorTraining, grids: TokenGrids,
-                   device) -> dict[str, float]:
-    """Teacher-forced held-out loss under each mixture schedule (unflipped, true classes)."""
+def split_losses(model: Transformer, config: GeneratorTraining, grids: TokenGrids,
+                   device, split: str = "heldout", limit: int | None = None) -> dict[str, float]:
+    """Teacher-forced loss under each mixture schedule (unflipped, true classes) of a split's
+    first `limit` pictures: the held-out ones, or the training ones for how well they are fit."""
     was_training = model.training
     model.eval()
-    idx = grids.indices("heldout")
+    idx = grids.indices(split)[:limit]
     codes = torch.as_tensor(grids.codes[idx, 0], device=device).long().flatten(1)
     cond = torch.as_tensor(grids.labels[idx], device=device)
     out = {}
@@ -73,6 +83,9 @@ def heldout_losses(model: Transformer, config: GeneratorTraining, grids: TokenGr
     return out
 
 
+FIT_PICTURES = 256  # training pictures whose conditional loss shows how well drawings are learnt
+
+
 class GeneratorStage(Stage):
     """Teacher-forced loss on a batch whose every example draws its schedule, mirror and class
     dropout."""
@@ -81,7 +94,7 @@ class GeneratorStage(Stage):
         bank = mixture_bank(config.mixture)
         check_compatible(config, grids, bank)
         self.config, self.grids, self.device, self.bank = config, grids, device, bank.to(device)
-        self.model = Transformer(config.model).init_weights(
+        self.model = Transformer(training_model_args(config)).init_weights(
             torch.Generator().manual_seed(config.seed))
         self.eval_every = config.save_every
         idx = grids.indices("train")
@@ -102,8 +115,11 @@ class GeneratorStage(Stage):
                                             self.bank, device, c.cpu_bf16)}
 
     def evaluate(self) -> dict[str, float]:
-        return {f"heldout {k}": v for k, v in
-                heldout_losses(self.model, self.config, self.grids, self.device).items()}
+        fit = split_losses(self.model, self.config, self.grids, self.device, "train",
+                             FIT_PICTURES)
+        return ({f"heldout {k}": v for k, v in
+                 split_losses(self.model, self.config, self.grids, self.device).items()}
+                | {f"train {k}": v for k, v in fit.items()})
 
 
 def train_generator(config: GeneratorTraining, grids: TokenGrids, run: Path, device,
