@@ -18,6 +18,8 @@ from par_demo.train.checkpoint import TrainingState, exported_metadata, training
 from par_demo.train.codes import TokenGrids, encode_dataset
 from par_demo.train.config import GeneratorTraining, profile
 from par_demo.train.generator import GeneratorStage
+from par_demo.train.probe_codes import main as probe_main
+from par_demo.train.recognition import asked_emoji
 from par_demo.train.per_emoji import (CLASS_EMBEDDING, build_table, catalogue_entries,
                                       heldout_siblings, relabel, widen_generator)
 from support import tiny_dataset, write_tiny_packages
@@ -131,3 +133,19 @@ def test_each_held_out_emoji_is_edited_as_its_nearest_training_sibling(data, pac
         gap = abs(catalogue[table[index]["emoji"]]["sort_order"] - catalogue[emoji]["sort_order"])
         assert all(gap <= abs(catalogue[c["emoji"]]["sort_order"] - catalogue[emoji]["sort_order"])
                    for c in table if c["group"] == group)
+
+
+def test_the_probe_keeps_the_asked_emoji_training_pictures_and_every_held_out_one(grids, table,
+                                                                                  tmp_path):
+    codes, table_path, out = tmp_path / "codes.npz", tmp_path / "table.json", tmp_path / "p.npz"
+    grids.save(codes)
+    table_path.write_text(json.dumps(table))
+    probe_main(["--codes", str(codes), "--table", str(table_path), "--emoji", "3",
+                "--out", str(out)])
+    probe, asked = TokenGrids.load(out), asked_emoji(table, 3, 0)
+    train = ~grids.heldout
+    assert set(probe.labels[~probe.heldout]) == set(asked)
+    assert (~probe.heldout).sum() == np.isin(grids.labels[train], asked).sum()
+    assert probe.heldout.sum() == grids.heldout.sum()
+    np.testing.assert_array_equal(probe.codes[probe.heldout], grids.codes[grids.heldout])
+    assert probe.class_names == grids.class_names  # the model keeps every class row
