@@ -135,8 +135,10 @@ def format_table(results: list[RecognitionResult], sampling: SamplingConfig) -> 
     lines += [f"| {r.label} | {r.steps} | {r.recognisable_features:.1%} "
               f"| {r.recognisable_pixels:.1%} | {r.group_accuracy:.1%} | {r.frechet_train:.2f} |"
               for r in results]
+    cut = "".join([f", top-k {sampling.top_k}" if sampling.top_k else "",
+                   f", top-p {sampling.top_p}" if sampling.top_p < 1 else ""])
     lines.append(f"\n{results[0].samples} samples per ordering; guidance {sampling.cfg_scale}, "
-                 f"temperature {sampling.temperature}.")
+                 f"temperature {sampling.temperature}{cut}.")
     return "\n".join(lines)
 
 
@@ -163,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--per-emoji", type=int, default=2, help="samples of each, seeds differ")
     p.add_argument("--cfg-scale", type=float, default=EMBEDDED.sampling.cfg_scale)
     p.add_argument("--temperature", type=float, default=EMBEDDED.sampling.temperature)
+    p.add_argument("--top-k", type=int, default=EMBEDDED.sampling.top_k)
+    p.add_argument("--top-p", type=float, default=EMBEDDED.sampling.top_p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--orderings", nargs="+", metavar="LABEL",
@@ -180,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = exported_tokenizer(a.tokenizer_weights, "cpu")
     rows = np.repeat(asked_emoji(table, a.emoji, a.seed), a.per_emoji)
     sampling = replace(EMBEDDED.sampling, cfg_scale=a.cfg_scale, temperature=a.temperature,
-                       seed=a.seed)
+                       top_k=a.top_k, top_p=a.top_p, seed=a.seed)
     results, samples = evaluate(generator, tokenizer, judge, TrainingPictures.of(data, judge),
                                 table, rows, [known[label] for label in a.orderings],
                                 sampling, a.batch)
@@ -189,7 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     (a.out / "table.md").write_text(table_md + "\n")
     (a.out / "results.json").write_text(json.dumps(
         {"results": [asdict(r) for r in results], "generator": str(a.generator_weights),
-         "cfg_scale": a.cfg_scale, "temperature": a.temperature}, indent=1))
+         "cfg_scale": a.cfg_scale, "temperature": a.temperature, "top_k": a.top_k,
+         "top_p": a.top_p}, indent=1))
     key = [table[r]["name"] for r in rows[::a.per_emoji][:64]]
     (a.out / "grid_key.json").write_text(json.dumps(key, indent=0))
     for label, images in samples.items():
