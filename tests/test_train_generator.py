@@ -87,10 +87,13 @@ def test_cli_trains_in_chunks(grids, tmp_path):
             "--profile", "toy", "--device", "cpu"]
     main(args + ["--chunk-steps", "3"])
     assert load_state(tmp_path / "cli").step == 3
-    main(args + ["--resume"])
-    assert load_state(tmp_path / "cli").step == CONFIG.steps
-    assert np.isfinite([r["loss"] for r in MetricsLog(tmp_path / "cli").read()
-                        if "loss" in r]).all()
+    # how long and how often it saves may change on resume; an evaluation comes with each save
+    main(args + ["--resume", "--steps", str(CONFIG.steps + 2), "--save-every", "5"])
+    assert load_state(tmp_path / "cli").step == CONFIG.steps + 2
+    records = MetricsLog(tmp_path / "cli").read()
+    assert np.isfinite([r["loss"] for r in records if "loss" in r]).all()
+    evaluated = [r["step"] for r in records if "heldout raster 1x" in r]
+    assert evaluated == [2, 5, 6], evaluated  # the profile's every 2, then every 5 and the end
 
 
 def test_mirrored_grids_are_used_except_for_unflipped_classes(grids, tmp_path):

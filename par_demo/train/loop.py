@@ -179,6 +179,8 @@ def command_line(doc: str, name: str, data_flag: str, data_default: str,
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--resume", action="store_true", help="continue from <run>/checkpoint.pt")
     p.add_argument("--steps", type=int, help="override the profile's total steps")
+    p.add_argument("--save-every", type=int,
+                   help="override how often a checkpoint is saved (and a generator evaluated)")
     p.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this long")
     p.add_argument("--chunk-steps", type=int, help="stop (with a checkpoint) after this many steps")
     if init_from:
@@ -190,4 +192,6 @@ def command_line(doc: str, name: str, data_flag: str, data_default: str,
                             "under this profile's config, from step 0")
     a = p.parse_args(argv)
     config = getattr(profile(a.profile), name)
-    return a, config if a.steps is None else replace(config, steps=a.steps)
+    overrides = {k: v for k, v in (("steps", a.steps), ("save_every", a.save_every))
+                 if v is not None}
+    return a, replace(config, **overrides)
