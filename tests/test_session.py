@@ -77,3 +77,16 @@ def test_a_failing_step_is_raised_where_the_page_reads():
     with pytest.raises(MemoryError, match="out of memory"):
         worker.latest(0, 0.0)
     worker.stop()
+
+
+def test_a_stop_just_after_a_run_ended_finds_that_run_and_later_finds_none():
+    from par_demo.ui.session import Sessions
+
+    sessions = Sessions()
+    running = sessions.start("visitor")
+    sessions.end("visitor", running)
+    assert sessions.stop("visitor") == []  # nothing left to stop
+    assert sessions.just_ended("visitor") is running  # but the Done line was still on its way
+    assert sessions.just_ended("another") is None and sessions.just_ended(None) is None
+    time.sleep(0.05)
+    assert sessions.just_ended("visitor", within_s=0.01) is None

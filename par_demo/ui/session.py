@@ -84,6 +84,9 @@ class Running:
         self.last = None  # the Run it showed last
 
 
+JUST_ENDED_S = 10.0  # a Stop this soon after a run finished was meant for that run
+
+
 class Sessions:
     """The runs in progress per session. Stop (the button or /stop) ends the caller's runs
     between two frames: Gradio's cancel reaches only runs that the page itself started."""
@@ -91,6 +94,7 @@ class Sessions:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._runs: dict[str, list[Running]] = {}
+        self._last_end: dict[str, tuple[float, Running]] = {}  # per session: when, which
 
     def start(self, session: str | None) -> Running:
         running = Running()
@@ -105,7 +109,15 @@ class Sessions:
                 mine.remove(running)
             if not mine:
                 self._runs.pop(session or "", None)
+            self._last_end[session or ""] = (time.monotonic(), running)
         running.ended.set()
+
+    def just_ended(self, session: str | None, within_s: float = JUST_ENDED_S) -> Running | None:
+        """The session's run that ended in the last `within_s` seconds, if any: a Stop that
+        arrives after it finished (its Done line may still be on its way to the page)."""
+        with self._lock:
+            when, running = self._last_end.get(session or "", (float("-inf"), None))
+        return running if session and time.monotonic() - when <= within_s else None
 
     def stop(self, session: str | None, timeout: float = 30.0) -> list[Running]:
         """Ask the session's runs to end and wait until they have; the runs that ended."""

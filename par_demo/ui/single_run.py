@@ -28,8 +28,12 @@ def stop_report(record: RunRecord) -> Stopped:
 def stop_run(request: gr.Request = None) -> Stopped:
     """Stop (the button or /stop): ends the caller's runs and reports where the run ended. It
     takes no inputs: the caller's runs are found by session, so `/stop` takes `data: []`."""
-    ended = [r.last for r in RUNS.stop(w.session_of(request)) if isinstance(r.last, RunRecord)]
+    session = w.session_of(request)
+    ended = [r.last for r in RUNS.stop(session) if isinstance(r.last, RunRecord)]
     if not ended:
+        finished = RUNS.just_ended(session)
+        if finished is not None and isinstance(finished.last, RunRecord) and finished.last.complete:
+            return Stopped()  # it finished moments before Stop: its Done line stands
         return Stopped("No run in progress: there was nothing to stop.")
     if ended[-1].complete:  # it finished before Stop reached it: its own line stands
         return Stopped()
