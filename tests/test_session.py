@@ -79,7 +79,7 @@ def test_a_failing_step_is_raised_where_the_page_reads():
     worker.stop()
 
 
-def test_a_stop_just_after_a_run_ended_finds_that_run_and_later_finds_none():
+def test_a_stop_just_after_a_run_ended_finds_that_run_and_later_finds_none(monkeypatch):
     from par_demo.ui.session import Sessions
 
     sessions = Sessions()
@@ -90,3 +90,7 @@ def test_a_stop_just_after_a_run_ended_finds_that_run_and_later_finds_none():
     assert sessions.just_ended("another") is None and sessions.just_ended(None) is None
     time.sleep(0.05)
     assert sessions.just_ended("visitor", within_s=0.01) is None
+    # an old end is dropped when another run ends: no session keeps its pictures forever
+    monkeypatch.setattr("par_demo.ui.session.JUST_ENDED_S", 0.01)
+    sessions.end("another", sessions.start("another"))
+    assert sessions.just_ended("visitor", within_s=3600) is None

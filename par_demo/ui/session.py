@@ -109,7 +109,10 @@ class Sessions:
                 mine.remove(running)
             if not mine:
                 self._runs.pop(session or "", None)
-            self._last_end[session or ""] = (time.monotonic(), running)
+            now = time.monotonic()  # keep only the recent ends: a run holds its pictures
+            self._last_end = {k: v for k, v in self._last_end.items()
+                              if now - v[0] <= JUST_ENDED_S}
+            self._last_end[session or ""] = (now, running)
         running.ended.set()
 
     def just_ended(self, session: str | None, within_s: float = JUST_ENDED_S) -> Running | None:
