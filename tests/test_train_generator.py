@@ -94,6 +94,18 @@ def test_cli_trains_in_chunks(grids, tmp_path):
     assert np.isfinite([r["loss"] for r in records if "loss" in r]).all()
     evaluated = [r["step"] for r in records if "heldout raster 1x" in r]
     assert evaluated == [2, 5, 6], evaluated  # the profile's every 2, then every 5 and the end
+    # the learning rate is what is trained, so a resume may not change it
+    with pytest.raises(ValueError, match="optim"):
+        main(args + ["--resume", "--steps", str(CONFIG.steps + 4), "--lr", "1e-2"])
+
+
+def test_cli_learning_rate_overrides_the_profiles_peak(grids, tmp_path):
+    grids.save(tmp_path / "codes.npz")
+    args = ["--codes", str(tmp_path / "codes.npz"), "--profile", "toy", "--device", "cpu"]
+    main(args + ["--run", str(tmp_path / "lr"), "--lr", "2e-3"])
+    rates = [r["lr"] for r in MetricsLog(tmp_path / "lr").read() if "lr" in r]
+    assert max(rates) == pytest.approx(2e-3)
+    assert load_state(tmp_path / "lr").config["optim"]["lr"] == 2e-3
 
 
 def test_mirrored_grids_are_used_except_for_unflipped_classes(grids, tmp_path):

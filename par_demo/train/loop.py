@@ -181,6 +181,7 @@ def command_line(doc: str, name: str, data_flag: str, data_default: str,
     p.add_argument("--steps", type=int, help="override the profile's total steps")
     p.add_argument("--save-every", type=int,
                    help="override how often a checkpoint is saved (and a generator evaluated)")
+    p.add_argument("--lr", type=float, help="override the profile's peak learning rate")
     p.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this long")
     p.add_argument("--chunk-steps", type=int, help="stop (with a checkpoint) after this many steps")
     if init_from:
@@ -194,4 +195,6 @@ def command_line(doc: str, name: str, data_flag: str, data_default: str,
     config = getattr(profile(a.profile), name)
     overrides = {k: v for k, v in (("steps", a.steps), ("save_every", a.save_every))
                  if v is not None}
+    if a.lr is not None:
+        overrides["optim"] = replace(config.optim, lr=a.lr)
     return a, replace(config, **overrides)

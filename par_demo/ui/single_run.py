@@ -32,10 +32,10 @@ def stop_run(request: gr.Request = None) -> Stopped:
     ended = [r.last for r in RUNS.stop(session) if isinstance(r.last, RunRecord)]
     if not ended:
         finished = RUNS.just_ended(session)
-        if finished is not None and isinstance(finished.last, RunRecord) and finished.last.complete:
-            return Stopped()  # it finished moments before Stop: its Done line stands
-        return Stopped("No run in progress: there was nothing to stop.")
-    if ended[-1].complete:  # it finished before Stop reached it: its own line stands
+        if not (finished and isinstance(finished.last, RunRecord) and finished.last.complete):
+            return Stopped("No run in progress: there was nothing to stop.")
+        ended = [finished.last]
+    if ended[-1].complete:  # it finished before Stop reached it: its Done line stands
         return Stopped()
     return stop_report(ended[-1])
 
