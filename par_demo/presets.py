@@ -166,8 +166,8 @@ EMBEDDED_GEN3 = replace(
     args=replace(EMBEDDED_GEN2.args, num_classes=1714),
     weights=WeightSource("emoji_generator.safetensors"), classes="emoji-per-emoji",
     # guidance 2: a model that has learnt its drawings overshoots into speckled colour at 4 (a
-    # 64-emoji probe: 84 % against 45 % recognisable by pixels); the shipped file at 2 against 4
-    # (512 distant-4x samples): 12.7 % against 9.4 %, Frechet distance 3.64 against 6.46
+    # 64-emoji probe: 84 % against 45 % recognisable by pixels); the third session's file at 2
+    # against 4 (512 distant-4x samples): 12.7 % against 9.4 %, Frechet distance 3.64 against 6.46
     sampling=SamplingConfig(cfg_scale=2.0, temperature=0.9),
     description="Our any-order model on 64 px emoji, one class per emoji: one set of weights "
                 "runs every ordering.")
