@@ -42,7 +42,7 @@ def test_same_events_as_in_this_process(loaded, steps):
     assert [e.step for e in there] == list(range(DISTANT_4X.num_steps))
     np.testing.assert_array_equal(tokens_of(there), tokens_of(here))
     np.testing.assert_array_equal(there[-1].step_map, here[-1].step_map)
-    np.testing.assert_allclose(there[-1].entropy, here[-1].entropy, rtol=1e-5)
+    np.testing.assert_allclose(there[-1].entropy, here[-1].entropy, rtol=1e-4, atol=1e-6)
     assert all(e.step_seconds > 0 for e in there)
 
 
