@@ -1,6 +1,10 @@
-"""Candidate generator sizes against the first generation (gen1), measured in the same run (ratios).
+"""Candidate generator sizes against a shipped generation, measured in the same run (ratios).
 
-    python -m benchmarks.generator_sizes [--threads 2] [--repeats 5] [--json out.json]
+    python -m benchmarks.generator_sizes [--family gen1|gen3] [--threads 2] [--repeats 5] \
+        [--json out.json]
+
+The gen1 family sized the second generation (issue 19); the gen3 family asks what a larger
+per-emoji model (issue 32) would cost against today's, whose guided step may grow 1.5x at most.
 
 Per candidate (random weights: a step takes the same time whatever they are): the median ms of a
 guided distant-4x step on the fast path at the app's threads, the same at one thread, and the
@@ -19,7 +23,7 @@ import torch
 
 from par_demo.models.transformer import ModelArgs, Transformer
 from par_demo.orders import ScheduleSpec, build_schedule
-from par_demo.presets import EMBEDDED_GEN1
+from par_demo.presets import EMBEDDED_GEN1, EMBEDDED_GEN3
 from par_demo.sampler import sample_steps
 from par_demo.train.config import GeneratorTraining
 from par_demo.train.generator import teacher_forced_loss
@@ -32,16 +36,24 @@ class Candidate:
     args: ModelArgs
 
 
-GEN1 = EMBEDDED_GEN1.args
-CANDIDATES = (
-    Candidate("gen1: 256 x 3, 512 codes", GEN1),
-    Candidate("256 x 3, 1024 codes", replace(GEN1, vocab_size=1024)),
-    Candidate("256 x 4, 1024 codes", replace(GEN1, vocab_size=1024, n_layer=4)),
-    Candidate("288 x 3, 1024 codes", replace(GEN1, vocab_size=1024, dim=288)),
-    Candidate("320 x 3, 1024 codes", replace(GEN1, vocab_size=1024, dim=320)),
-    Candidate("320 x 4, 1024 codes", replace(GEN1, vocab_size=1024, dim=320, n_layer=4)),
-    Candidate("256 x 5, 1024 codes", replace(GEN1, vocab_size=1024, n_layer=5)),
-)
+GEN1, GEN3 = EMBEDDED_GEN1.args, EMBEDDED_GEN3.args
+FAMILIES = {  # the first candidate of each is the baseline of its ratios
+    "gen1": (
+        Candidate("gen1: 256 x 3, 512 codes", GEN1),
+        Candidate("256 x 3, 1024 codes", replace(GEN1, vocab_size=1024)),
+        Candidate("256 x 4, 1024 codes", replace(GEN1, vocab_size=1024, n_layer=4)),
+        Candidate("288 x 3, 1024 codes", replace(GEN1, vocab_size=1024, dim=288)),
+        Candidate("320 x 3, 1024 codes", replace(GEN1, vocab_size=1024, dim=320)),
+        Candidate("320 x 4, 1024 codes", replace(GEN1, vocab_size=1024, dim=320, n_layer=4)),
+        Candidate("256 x 5, 1024 codes", replace(GEN1, vocab_size=1024, n_layer=5)),
+    ),
+    "gen3": tuple(
+        Candidate(f"{label}, 1714 classes", replace(GEN3, dim=dim, n_layer=n_layer))
+        for label, dim, n_layer in (("gen3: 288 x 3", 288, 3), ("288 x 4", 288, 4),
+                                    ("288 x 6", 288, 6), ("384 x 3", 384, 3), ("384 x 4", 384, 4),
+                                    ("448 x 4", 448, 4), ("512 x 4", 512, 4))
+    ),
+}
 
 
 def guided_step_ms(model: Transformer, threads: int) -> float:
@@ -84,11 +96,11 @@ def summarise(label: str, got: dict[str, dict[str, list[float]]]) -> list[dict]:
     return rows
 
 
-def measure(threads: int, repeats: int) -> list[dict]:
+def measure(candidates: tuple[Candidate, ...], threads: int, repeats: int) -> list[dict]:
     config = GeneratorTraining(batch_size=32)
     bank = mixture_bank(config.mixture)
     models = [Transformer(c.args).init_weights(torch.Generator().manual_seed(0)).eval()
-              for c in CANDIDATES]
+              for c in candidates]
     for m in models:  # warm-up: first calls allocate
         guided_step_ms(m, threads), training_step_seconds(m, config, bank)
     got = [{"step": [], "step_1": [], "train": []} for _ in models]
@@ -98,7 +110,7 @@ def measure(threads: int, repeats: int) -> list[dict]:
                 g["step"].append(guided_step_ms(m, threads))
                 g["step_1"].append(guided_step_ms(m, 1))
             g["train"].append(training_step_seconds(m, config, bank))
-    rows = summarise("candidate", {c.name: g for c, g in zip(CANDIDATES, got)})
+    rows = summarise("candidate", {c.name: g for c, g in zip(candidates, got)})
     for row, m in zip(rows, models):
         row["parameters_M"] = sum(p.numel() for p in m.parameters()) / 1e6
     return rows
@@ -107,13 +119,15 @@ def measure(threads: int, repeats: int) -> list[dict]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--family", choices=FAMILIES, default="gen1",
+                   help="the candidates, against the first of them")
     p.add_argument("--threads", type=int, default=2, help="the app's threads for the step")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--json")
     a = p.parse_args()
-    rows = measure(a.threads, a.repeats)
-    print(f"| candidate | parameters | guided step ({a.threads} threads) | vs gen1 | "
-          "1 thread | vs gen1 | training step (batch 32, 1 thread) | vs gen1 |")
+    rows = measure(FAMILIES[a.family], a.threads, a.repeats)
+    print(f"| candidate | parameters | guided step ({a.threads} threads) | vs {a.family} | "
+          f"1 thread | vs {a.family} | training step (batch 32, 1 thread) | vs {a.family} |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['candidate']} | {r['parameters_M']:.2f} M | {r['step']:.2f} ms "
