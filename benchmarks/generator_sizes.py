@@ -48,7 +48,7 @@ FAMILIES = {  # the first candidate of each is the baseline of its ratios
         Candidate("256 x 5, 1024 codes", replace(GEN1, vocab_size=1024, n_layer=5)),
     ),
     "gen3": tuple(
-        Candidate(f"{label}, 1714 classes", replace(GEN3, dim=dim, n_layer=n_layer))
+        Candidate(f"{label}, {GEN3.num_classes} classes", replace(GEN3, dim=dim, n_layer=n_layer))
         for label, dim, n_layer in (("gen3: 288 x 3", 288, 3), ("288 x 4", 288, 4),
                                     ("288 x 6", 288, 6), ("384 x 3", 384, 3), ("384 x 4", 384, 4),
                                     ("448 x 4", 448, 4), ("512 x 4", 512, 4))
